@@ -1,0 +1,62 @@
+package filter
+
+import (
+	"regexp/syntax"
+)
+
+// minLiteral is the shortest required substring a rule may be prefiltered
+// on. Shorter ones would let most lines through to the regex.
+const minLiteral = 4
+
+// requiredLiteral returns the longest case-sensitive string that every match
+// of re must contain, or "" if it cannot tell.
+func requiredLiteral(re *syntax.Regexp) string {
+	switch re.Op {
+	case syntax.OpLiteral:
+		if re.Flags&syntax.FoldCase != 0 {
+			return ""
+		}
+		return string(re.Rune)
+	case syntax.OpCapture, syntax.OpPlus:
+		return requiredLiteral(re.Sub[0])
+	case syntax.OpRepeat:
+		if re.Min >= 1 {
+			return requiredLiteral(re.Sub[0])
+		}
+	case syntax.OpConcat:
+		best, run := "", []rune(nil)
+		flush := func() {
+			if s := string(run); len(s) > len(best) {
+				best = s
+			}
+			run = run[:0]
+		}
+		for _, sub := range re.Sub {
+			if lit, ok := plainLiteral(sub); ok {
+				run = append(run, lit...)
+				continue
+			}
+			flush()
+			if s := requiredLiteral(sub); len(s) > len(best) {
+				best = s
+			}
+		}
+		flush()
+		return best
+	}
+	return ""
+}
+
+// plainLiteral reports the runes of a case-sensitive literal, looking through
+// captures, so that "a(b)c" yields "abc".
+func plainLiteral(re *syntax.Regexp) ([]rune, bool) {
+	switch re.Op {
+	case syntax.OpLiteral:
+		if re.Flags&syntax.FoldCase == 0 {
+			return re.Rune, true
+		}
+	case syntax.OpCapture:
+		return plainLiteral(re.Sub[0])
+	}
+	return nil, false
+}

@@ -1,0 +1,245 @@
+// Package logtime parses the timestamps that mail logs start with, without
+// regular expressions and without allocating.
+//
+// Supported forms:
+//   - classic syslog: "Nov 28 02:00:19" (also "Nov  8" and "Nov 8"); the year
+//     is not in the line and is inferred from a reference time so that the
+//     result never lies more than a day after it;
+//   - RFC 3339 and rsyslog's high precision form:
+//     "2026-11-28T03:14:01.123456+01:00", "...Z", journalctl's "+0100";
+//   - Exim's "2026-11-28 02:00:47", optionally with ".123" (+millisec) and
+//     " +0100" (log_timezone);
+//   - time of day only, as IceWarp writes it: "16:14:01"; the date is the
+//     reference's, or the day before if that would put it in the future.
+//
+// Times without a zone are in the location of the reference time.
+package logtime
+
+import "time"
+
+// Slack is how far after the reference time a parsed time may lie before the
+// year (or the day, for a time of day) is taken to be the previous one. It
+// absorbs clock skew between the logging host and the reader.
+const Slack = 24 * time.Hour
+
+// ParsePrefix parses a timestamp at the start of line. It returns the time,
+// the number of bytes it used including the blanks that follow it, and
+// whether a timestamp was found. ref is the time the line is known not to be
+// much later than (now for a live log, the file's modification time for an
+// old one) and gives the location for zone-less times.
+func ParsePrefix(line []byte, ref time.Time) (time.Time, int, bool) {
+	t, n, ok := parse(line, ref)
+	if !ok {
+		return time.Time{}, 0, false
+	}
+	for n < len(line) && line[n] == ' ' {
+		n++
+	}
+	return t, n, true
+}
+
+// Parse parses text that must be one timestamp and nothing else.
+func Parse(text []byte, ref time.Time) (time.Time, bool) {
+	t, n, ok := parse(text, ref)
+	if !ok || n != len(text) {
+		return time.Time{}, false
+	}
+	return t, true
+}
+
+func parse(b []byte, ref time.Time) (time.Time, int, bool) {
+	if len(b) < 8 {
+		return time.Time{}, 0, false
+	}
+	switch {
+	case isDigit(b[0]) && len(b) >= 10 && b[4] == '-':
+		return parseISO(b, ref)
+	case isDigit(b[0]) && b[2] == ':':
+		return parseTimeOfDay(b, ref)
+	case b[0] >= 'A' && b[0] <= 'Z':
+		return parseSyslog(b, ref)
+	}
+	return time.Time{}, 0, false
+}
+
+var months = [...]string{"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"}
+
+func parseSyslog(b []byte, ref time.Time) (time.Time, int, bool) {
+	if len(b) < 14 || b[3] != ' ' {
+		return time.Time{}, 0, false
+	}
+	month := 0
+	for i, m := range months {
+		if b[0] == m[0] && b[1] == m[1] && b[2] == m[2] {
+			month = i + 1
+			break
+		}
+	}
+	if month == 0 {
+		return time.Time{}, 0, false
+	}
+	i := 4
+	if b[i] == ' ' { // "Nov  8"
+		i++
+	}
+	day, i, ok := digits(b, i, 1, 2)
+	if !ok || day < 1 || day > 31 || i >= len(b) || b[i] != ' ' {
+		return time.Time{}, 0, false
+	}
+	hh, mm, ss, nsec, n, ok := clock(b, i+1)
+	if !ok {
+		return time.Time{}, 0, false
+	}
+	loc := ref.Location()
+	limit := ref.Add(Slack)
+	// The year is the reference's unless that puts the line in the future;
+	// a day that does not exist (Feb 29) moves to an earlier leap year.
+	for year := ref.Year(); year > ref.Year()-9; year-- {
+		t := time.Date(year, time.Month(month), day, hh, mm, ss, nsec, loc)
+		if t.Day() != day || t.After(limit) {
+			continue
+		}
+		return t, n, true
+	}
+	return time.Time{}, 0, false
+}
+
+func parseISO(b []byte, ref time.Time) (time.Time, int, bool) {
+	year, i, ok := digits(b, 0, 4, 4)
+	if !ok || b[i] != '-' {
+		return time.Time{}, 0, false
+	}
+	month, i, ok := digits(b, i+1, 2, 2)
+	if !ok || i >= len(b) || b[i] != '-' || month < 1 || month > 12 {
+		return time.Time{}, 0, false
+	}
+	day, i, ok := digits(b, i+1, 2, 2)
+	if !ok || i >= len(b) || (b[i] != 'T' && b[i] != ' ') || day < 1 || day > 31 {
+		return time.Time{}, 0, false
+	}
+	hh, mm, ss, nsec, n, ok := clock(b, i+1)
+	if !ok {
+		return time.Time{}, 0, false
+	}
+	loc := ref.Location()
+	switch {
+	case n < len(b) && b[n] == 'Z':
+		loc, n = time.UTC, n+1
+	case n < len(b) && (b[n] == '+' || b[n] == '-'):
+		off, m, ok := zone(b, n, true)
+		if !ok {
+			return time.Time{}, 0, false
+		}
+		loc, n = fixed(off), m
+	case n+1 < len(b) && b[n] == ' ' && (b[n+1] == '+' || b[n+1] == '-'):
+		// Exim's log_timezone: "2026-11-28 02:00:47 +0100 ..."
+		if off, m, ok := zone(b, n+1, false); ok && (m == len(b) || b[m] == ' ') {
+			loc, n = fixed(off), m
+		}
+	}
+	t := time.Date(year, time.Month(month), day, hh, mm, ss, nsec, loc)
+	if t.Day() != day {
+		return time.Time{}, 0, false
+	}
+	return t, n, true
+}
+
+func parseTimeOfDay(b []byte, ref time.Time) (time.Time, int, bool) {
+	hh, mm, ss, nsec, n, ok := clock(b, 0)
+	if !ok {
+		return time.Time{}, 0, false
+	}
+	y, m, d := ref.Date()
+	t := time.Date(y, m, d, hh, mm, ss, nsec, ref.Location())
+	if t.After(ref.Add(time.Hour)) {
+		t = time.Date(y, m, d-1, hh, mm, ss, nsec, ref.Location())
+	}
+	return t, n, true
+}
+
+// clock parses "hh:mm:ss" with an optional fraction (".123" or ",123") at i.
+func clock(b []byte, i int) (hh, mm, ss, nsec, n int, ok bool) {
+	if hh, i, ok = digits(b, i, 2, 2); !ok || hh > 23 || i >= len(b) || b[i] != ':' {
+		return 0, 0, 0, 0, 0, false
+	}
+	if mm, i, ok = digits(b, i+1, 2, 2); !ok || mm > 59 || i >= len(b) || b[i] != ':' {
+		return 0, 0, 0, 0, 0, false
+	}
+	if ss, i, ok = digits(b, i+1, 2, 2); !ok || ss > 60 {
+		return 0, 0, 0, 0, 0, false
+	}
+	if ss == 60 { // a leap second: keep it inside the minute
+		ss = 59
+	}
+	if i+1 < len(b) && (b[i] == '.' || b[i] == ',') && isDigit(b[i+1]) {
+		i++
+		scale := 100000000
+		for ; i < len(b) && isDigit(b[i]); i++ {
+			nsec += int(b[i]-'0') * scale
+			scale /= 10
+		}
+	}
+	if i < len(b) && isDigit(b[i]) {
+		return 0, 0, 0, 0, 0, false
+	}
+	return hh, mm, ss, nsec, i, true
+}
+
+// zone parses "+01:00", "+0100" (colon optional when colonOK) at i.
+func zone(b []byte, i int, colonOK bool) (off, n int, ok bool) {
+	sign := 1
+	if b[i] == '-' {
+		sign = -1
+	}
+	h, j, ok := digits(b, i+1, 2, 2)
+	if !ok || h > 14 {
+		return 0, 0, false
+	}
+	if colonOK && j < len(b) && b[j] == ':' {
+		j++
+	}
+	m, j, ok := digits(b, j, 2, 2)
+	if !ok || m > 59 {
+		return 0, 0, false
+	}
+	if j < len(b) && isDigit(b[j]) {
+		return 0, 0, false
+	}
+	return sign * (h*3600 + m*60), j, true
+}
+
+// fixed returns a location for a numeric offset, shared for the common ones
+// so that parsing does not allocate.
+func fixed(off int) *time.Location {
+	if off == 0 {
+		return time.UTC
+	}
+	idx := off/900 + 14*4
+	if off%900 == 0 && idx >= 0 && idx < len(zones) {
+		return zones[idx]
+	}
+	return time.FixedZone("", off)
+}
+
+var zones = func() []*time.Location {
+	z := make([]*time.Location, 28*4+1)
+	for i := range z {
+		z[i] = time.FixedZone("", (i-14*4)*900)
+	}
+	return z
+}()
+
+// digits reads between min and max decimal digits at i.
+func digits(b []byte, i, min, max int) (v, n int, ok bool) {
+	start := i
+	for i < len(b) && i-start < max && isDigit(b[i]) {
+		v = v*10 + int(b[i]-'0')
+		i++
+	}
+	if i-start < min {
+		return 0, 0, false
+	}
+	return v, i, true
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }

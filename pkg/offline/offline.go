@@ -1,0 +1,263 @@
+// Package offline runs filters over log files without the daemon. It is the
+// engine of `banctl test`: it reads each input with a plain buffered reader,
+// matches every line against a filter.Set, reports each match and sums up
+// what it found.
+package offline
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/banwatch/banwatch/pkg/event"
+	"github.com/banwatch/banwatch/pkg/filter"
+)
+
+// MaxLine is the longest line read whole. Longer lines are skipped and
+// counted: no MTA writes them, and syslog daemons cut lines far shorter.
+const MaxLine = 64 * 1024
+
+// Input is one log to read.
+type Input struct {
+	// Name is how the input is named in reports ("-" for standard input).
+	Name string
+	// R is read to its end.
+	R io.Reader
+	// Ref is the time the log's lines are known not to be much later than:
+	// the file's modification time, or now for standard input. It decides
+	// the year of syslog timestamps and the date of times of day, and its
+	// location is that of timestamps written without a zone.
+	Ref time.Time
+}
+
+// Match is one event found in an input, as `banctl test --json` prints it.
+type Match struct {
+	File string
+	Line int
+	event.Event
+}
+
+// Report sums up a run.
+type Report struct {
+	Files      int
+	Lines      int // lines read
+	Skipped    int // lines longer than MaxLine, not matched
+	Matched    int // lines that yielded at least one event
+	Events     int // events (a line can match several filters)
+	Unparsable int // events whose line had no timestamp that could be parsed
+	ByEvent    map[event.Kind]int
+	ByFilter   map[string]int
+	Addrs      map[netip.Addr]*AddrStats
+	Elapsed    time.Duration
+}
+
+// AddrStats counts the events of one address.
+type AddrStats struct {
+	Events  int
+	ByEvent map[event.Kind]int
+}
+
+// Run reads every input and matches its lines against set. It calls onMatch,
+// if not nil, for each event in input order. It stops early, returning
+// ctx.Err(), when ctx is done, and returns the first read error, naming its
+// input.
+func Run(ctx context.Context, set *filter.Set, inputs []Input, onMatch func(*Match)) (*Report, error) {
+	rep := &Report{
+		ByEvent:  map[event.Kind]int{},
+		ByFilter: map[string]int{},
+		Addrs:    map[netip.Addr]*AddrStats{},
+	}
+	start := time.Now()
+	defer func() { rep.Elapsed = time.Since(start) }()
+	evs := make([]event.Event, 0, 8)
+	m := &Match{}
+	for _, in := range inputs {
+		rep.Files++
+		br := bufio.NewReaderSize(in.R, MaxLine)
+		n := 0
+		for {
+			line, err := br.ReadSlice('\n')
+			if errors.Is(err, bufio.ErrBufferFull) {
+				// An overlong line: skip to its end.
+				for errors.Is(err, bufio.ErrBufferFull) {
+					_, err = br.ReadSlice('\n')
+				}
+				n++
+				rep.Lines++
+				rep.Skipped++
+				if err == nil {
+					continue
+				}
+				line = nil
+			}
+			if len(line) > 0 {
+				n++
+				rep.Lines++
+				line = bytes.TrimRight(line, "\r\n")
+				evs = set.Match(line, in.Ref, evs[:0])
+				if len(evs) > 0 {
+					rep.Matched++
+					for i := range evs {
+						rep.count(&evs[i])
+						if onMatch != nil {
+							m.File, m.Line, m.Event = in.Name, n, evs[i]
+							onMatch(m)
+						}
+					}
+				}
+				if n&0xffff == 0 && ctx.Err() != nil {
+					return rep, ctx.Err()
+				}
+			}
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				return rep, fmt.Errorf("offline: %s: %w", in.Name, err)
+			}
+		}
+	}
+	return rep, nil
+}
+
+func (r *Report) count(ev *event.Event) {
+	r.Events++
+	r.ByEvent[ev.Kind]++
+	r.ByFilter[ev.Filter]++
+	if ev.Time.IsZero() {
+		r.Unparsable++
+	}
+	a := r.Addrs[ev.Addr]
+	if a == nil {
+		a = &AddrStats{ByEvent: map[event.Kind]int{}}
+		r.Addrs[ev.Addr] = a
+	}
+	a.Events++
+	a.ByEvent[ev.Kind]++
+}
+
+// AddrCount is an address and its statistics, for TopAddrs.
+type AddrCount struct {
+	Addr netip.Addr
+	*AddrStats
+}
+
+// TopAddrs returns the n addresses with the most events, most first, ties by
+// address.
+func (r *Report) TopAddrs(n int) []AddrCount {
+	all := make([]AddrCount, 0, len(r.Addrs))
+	for a, s := range r.Addrs {
+		all = append(all, AddrCount{a, s})
+	}
+	sort.Slice(all, func(i, j int) bool {
+		if all[i].Events != all[j].Events {
+			return all[i].Events > all[j].Events
+		}
+		return all[i].Addr.Less(all[j].Addr)
+	})
+	if len(all) > n {
+		all = all[:n]
+	}
+	return all
+}
+
+// AppendJSON appends m as one JSON object, without a newline:
+//
+//	{"type":"match","file":"mail.log","line":12,"time":"2026-11-28T02:00:19Z","ip":"10.99.0.2","event":"auth_failure","filter":"postfix"}
+//
+// followed by "helo" and "user" when the rule captured them. Times are in
+// UTC; a line without a parsable timestamp has "time":null.
+func AppendJSON(b []byte, m *Match) []byte {
+	b = append(b, `{"type":"match","file":`...)
+	b = appendString(b, m.File)
+	b = append(b, `,"line":`...)
+	b = strconv.AppendInt(b, int64(m.Line), 10)
+	b = append(b, `,"time":`...)
+	if m.Time.IsZero() {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '"')
+		b = m.Time.UTC().AppendFormat(b, time.RFC3339Nano)
+		b = append(b, '"')
+	}
+	b = append(b, `,"ip":"`...)
+	b = m.Addr.AppendTo(b)
+	b = append(b, `","event":`...)
+	b = appendString(b, string(m.Kind))
+	b = append(b, `,"filter":`...)
+	b = appendString(b, m.Filter)
+	if m.HELO != "" {
+		b = append(b, `,"helo":`...)
+		b = appendString(b, m.HELO)
+	}
+	if m.User != "" {
+		b = append(b, `,"user":`...)
+		b = appendString(b, m.User)
+	}
+	return append(b, '}')
+}
+
+// appendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD, as
+// encoding/json does.
+func appendString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				b = append(b, '\\', c)
+			case c < 0x20 || c == 0x7f:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			default:
+				b = append(b, c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, `\ufffd`...)
+		} else if r == '\u2028' || r == '\u2029' {
+			b = append(b, `\u202`...)
+			b = append(b, hex[r&0xf])
+		} else {
+			b = append(b, s[i:i+size]...)
+		}
+		i += size
+	}
+	return append(b, '"')
+}
+
+// RefFromName returns the end of the day named by a YYYYMMDD date in the
+// file's base name (IceWarp names its logs by day), in loc.
+func RefFromName(name string, loc *time.Location) (time.Time, bool) {
+	base := filepath.Base(name)
+	for i := 0; i+8 <= len(base); i++ {
+		if i > 0 && isDigit(base[i-1]) {
+			continue
+		}
+		if i+8 < len(base) && isDigit(base[i+8]) {
+			continue
+		}
+		s := base[i : i+8]
+		t, err := time.ParseInLocation("20060102", s, loc)
+		if err != nil || t.Year() < 1990 {
+			continue
+		}
+		return t.Add(24*time.Hour - time.Second), true
+	}
+	return time.Time{}, false
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
