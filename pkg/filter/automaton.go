@@ -4,10 +4,13 @@ package filter
 // with a dense Aho-Corasick DFA over byte equivalence classes. A scan costs
 // two table loads per byte and never allocates.
 type automaton struct {
-	class    [256]uint8 // byte -> equivalence class
-	nclass   int
-	delta    []int32 // state*nclass + class -> next state
-	outStart []int32 // state -> first index into out, or -1
+	class  [256]int32 // byte -> equivalence class
+	nclass int
+	// delta[s+class] is the next state after state s, where a state is
+	// its row's offset (state number * nclass), stored as ^offset (a
+	// negative number) when the state ends a literal.
+	delta    []int32
+	outStart []int32 // state number -> first index into out, or -1
 	out      []int32 // literal ids, each state's list ended by -1
 	nlits    int
 }
@@ -35,7 +38,7 @@ func newAutomaton(lits []string) *automaton {
 	a.nclass = 1
 	for b := 0; b < 256; b++ {
 		if used[b] {
-			a.class[b] = uint8(a.nclass)
+			a.class[b] = int32(a.nclass)
 			a.nclass++
 		}
 	}
@@ -49,7 +52,7 @@ func newAutomaton(lits []string) *automaton {
 	for id, l := range lits {
 		s := int32(0)
 		for i := 0; i < len(l); i++ {
-			c := a.class[l[i]]
+			c := uint8(a.class[l[i]])
 			n, ok := nodes[s].next[c]
 			if !ok {
 				n = int32(len(nodes))
@@ -94,6 +97,14 @@ func newAutomaton(lits []string) *automaton {
 			a.out = append(a.out, -1)
 		}
 	}
+	// Premultiply the states and mark those that end a literal.
+	for i, n := range a.delta {
+		off := n * int32(a.nclass)
+		if a.outStart[n] >= 0 {
+			off = ^off
+		}
+		a.delta[i] = off
+	}
 	return a
 }
 
@@ -102,12 +113,12 @@ func newAutomaton(lits []string) *automaton {
 func (a *automaton) scan(line []byte, found *litset) bool {
 	any := false
 	s := int32(0)
-	nc := int32(a.nclass)
-	delta, class, outStart := a.delta, &a.class, a.outStart
+	delta, class := a.delta, &a.class
 	for _, b := range line {
-		s = delta[s*nc+int32(class[b])]
-		if o := outStart[s]; o >= 0 {
-			for ; a.out[o] >= 0; o++ {
+		s = delta[s+class[b]]
+		if s < 0 {
+			s = ^s
+			for o := a.outStart[s/int32(a.nclass)]; a.out[o] >= 0; o++ {
 				found.add(a.out[o])
 			}
 			any = true

@@ -4,7 +4,7 @@
 // A filter file is TOML:
 //
 //	description = "Postfix smtpd and postscreen"
-//	prefix = '\S+ postfix(?:-[\w.-]+)?/(?:[\w.-]+/)*smtpd\[\d+\]: '
+//	program = 'postfix(?:-[\w.-]+)?/(?:[\w.-]+/)*(?:smtpd|postscreen)'
 //
 //	[[rule]]
 //	event = "auth_failure"
@@ -13,10 +13,12 @@
 //	[[ignore]]
 //	regex = 'warning: [\w.-]+\[<HOST>\](?::\d+)?: SASL [\w-]+ authentication failed: Connection lost to authentication server'
 //
-// Each rule's regex is anchored: it must match from the start of the line's
-// message, which is the line after its leading timestamp (see package
-// logtime) or the whole line when it has none, with the filter's prefix (or
-// the rule's own) in front. Tokens stand for named fields:
+// Each rule is anchored. A line's message is the line after its leading
+// timestamp (see package logtime), or the whole line when it has none. The
+// filter's prefix (or the rule's own; ” for none) must match at the start of
+// the message, and the rule's regex right where the prefix ends. A prefix is
+// matched once per line, leftmost-first, however many rules use it; it may
+// not hold tokens. Tokens stand for named fields in a rule's regex:
 //
 //	<HOST>  the client address (required, once): IPv4, IPv6 or IPv4-mapped
 //	<HELO>  the HELO/EHLO name the client gave
@@ -26,6 +28,7 @@
 // both are the attacker's to choose, so a rule anchors what follows them
 // rather than restricting what they may contain (a rule that a strange name
 // makes fail would let its sender go unseen).
+//
 //	<TIME>  a timestamp inside the line, for logs that do not start with one
 //
 // A rule may instead write the groups itself as (?P<host>...), (?P<helo>...),
@@ -34,9 +37,12 @@
 // nothing.
 //
 // Before any regex runs, every line is scanned once for the literal
-// substrings that each rule requires (found in its regex), with an Aho-Corasick automaton over all rules of all
+// substrings that each rule requires, with an Aho-Corasick automaton over all rules of all
 // filters of a Set. Lines that contain none cost one pass over their bytes
-// and no allocation; only rules whose literal occurs are tried.
+// and no allocation; only rules whose literal occurs are tried. A rule's
+// literal is the longest run of plain text that every match of its own regex
+// (without the prefix) contains; literal = "..." picks a rarer one, and must
+// be part of such a run. A rule without one of at least 4 bytes is an error.
 //
 // Filters are pure: compiling and matching do no I/O, and a compiled Filter
 // or Set is safe for concurrent use.
@@ -50,35 +56,36 @@ import (
 	"regexp"
 	"regexp/syntax"
 	"strings"
-	"time"
 	"unsafe"
 
 	"github.com/BurntSushi/toml"
 
 	"github.com/banwatch/banwatch/pkg/event"
-	"github.com/banwatch/banwatch/pkg/logtime"
 	"github.com/banwatch/banwatch/pkg/tomlpos"
 )
 
 // spec is the TOML form of a filter file.
 type spec struct {
 	Description string       `toml:"description"`
+	Program     string       `toml:"program"`
 	Prefix      string       `toml:"prefix"`
 	Rules       []ruleSpec   `toml:"rule"`
 	Ignores     []ignoreSpec `toml:"ignore"`
 }
 
 type ruleSpec struct {
-	Event  string  `toml:"event"`
-	Regex  string  `toml:"regex"`
-	Prefix *string `toml:"prefix"`
-	Note   string  `toml:"note"`
+	Event   string  `toml:"event"`
+	Regex   string  `toml:"regex"`
+	Prefix  *string `toml:"prefix"`
+	Literal string  `toml:"literal"`
+	Note    string  `toml:"note"`
 }
 
 type ignoreSpec struct {
-	Regex  string  `toml:"regex"`
-	Prefix *string `toml:"prefix"`
-	Note   string  `toml:"note"`
+	Regex   string  `toml:"regex"`
+	Prefix  *string `toml:"prefix"`
+	Literal string  `toml:"literal"`
+	Note    string  `toml:"note"`
 }
 
 // Filter is a compiled filter file.
@@ -88,9 +95,11 @@ type Filter struct {
 	// Description is the file's description.
 	Description string
 
-	rules   []*rule
-	ignores []*rule
-	set     *Set // a set of just this filter, for Match
+	rules    []*rule
+	ignores  []*rule
+	prefixes []*regexp.Regexp // distinct prefixes of the rules, anchored
+	program  *program         // the syslog program the rules follow, if any
+	set      *Set             // a set of just this filter, for Match
 }
 
 // rule is one compiled [[rule]] or [[ignore]].
@@ -98,6 +107,7 @@ type rule struct {
 	kind    event.Kind
 	index   int
 	re      *regexp.Regexp
+	prefix  int // index into Filter.prefixes, -1 for none
 	literal string
 	lit     int32 // the literal's id in the set being built
 	host    int   // submatch group numbers, -1 if absent
@@ -168,6 +178,54 @@ func Compile(name, file string, data []byte) (*Filter, error) {
 			Reason: reason,
 		}
 	}
+	switch {
+	case sp.Program != "" && sp.Prefix != "":
+		return nil, &Error{File: file, Line: tomlpos.Locate(data, "prefix"), Reason: "program and prefix exclude each other"}
+	case sp.Program != "":
+		re, err := regexp.Compile("^(?:" + sp.Program + ")$")
+		if err != nil {
+			return nil, &Error{File: file, Line: tomlpos.Locate(data, "program"), Reason: fmt.Sprintf("program: %v", err)}
+		}
+		f.program = newProgram(re)
+	}
+	prefixIndex := map[string]int{}
+	prefixOf := func(section string, i int, own *string) (int, error) {
+		if own == nil && f.program != nil {
+			return syslogPrefix, nil
+		}
+		p := sp.Prefix
+		if own != nil {
+			p = *own
+		}
+		if p == "" {
+			return noPrefix, nil
+		}
+		if idx, ok := prefixIndex[p]; ok {
+			return idx, nil
+		}
+		key := "prefix"
+		if own == nil {
+			section, key = "", "prefix"
+		}
+		for _, t := range tokens {
+			if strings.Contains(p, t.token) || strings.Contains(p, "(?P<"+t.group+">") {
+				if section == "" {
+					return 0, &Error{File: file, Line: tomlpos.Locate(data, key), Reason: fmt.Sprintf("prefix: %s belongs in the rules", t.token)}
+				}
+				return 0, fail(section, i, key, fmt.Sprintf("prefix: %s belongs in the regex", t.token))
+			}
+		}
+		re, err := regexp.Compile("^(?:" + p + ")")
+		if err != nil {
+			if section == "" {
+				return 0, &Error{File: file, Line: tomlpos.Locate(data, key), Reason: fmt.Sprintf("prefix: %v", err)}
+			}
+			return 0, fail(section, i, key, fmt.Sprintf("prefix: %v", err))
+		}
+		prefixIndex[p] = len(f.prefixes)
+		f.prefixes = append(f.prefixes, re)
+		return prefixIndex[p], nil
+	}
 	for i, rs := range sp.Rules {
 		kind := event.Kind(rs.Event)
 		if rs.Event == "" {
@@ -176,17 +234,23 @@ func Compile(name, file string, data []byte) (*Filter, error) {
 		if !kind.Valid() {
 			return nil, fail("rule", i, "event", fmt.Sprintf("unknown event %q (known: %s)", rs.Event, knownKinds()))
 		}
-		r, key, err := compileRule(sp.Prefix, rs.Prefix, rs.Regex, true)
+		r, key, err := compileRule(rs.Regex, rs.Literal, true)
 		if err != nil {
 			return nil, fail("rule", i, key, err.Error())
+		}
+		if r.prefix, err = prefixOf("rule", i, rs.Prefix); err != nil {
+			return nil, err
 		}
 		r.kind, r.index = kind, i
 		f.rules = append(f.rules, r)
 	}
 	for i, is := range sp.Ignores {
-		r, key, err := compileRule(sp.Prefix, is.Prefix, is.Regex, false)
+		r, key, err := compileRule(is.Regex, is.Literal, false)
 		if err != nil {
 			return nil, fail("ignore", i, key, err.Error())
+		}
+		if r.prefix, err = prefixOf("ignore", i, is.Prefix); err != nil {
+			return nil, err
 		}
 		r.index = i
 		f.ignores = append(f.ignores, r)
@@ -207,32 +271,22 @@ func knownKinds() string {
 	return strings.Join(s, ", ")
 }
 
-// compileRule builds one anchored regex and finds its literal. It returns
-// the key the error is about.
-func compileRule(filterPrefix string, rulePrefix *string, expr string, needHost bool) (*rule, string, error) {
+// compileRule builds one rule's regex, anchored at the end of its prefix,
+// and finds its literal. It returns the key the error is about.
+func compileRule(expr, literal string, needHost bool) (*rule, string, error) {
 	if expr == "" {
 		return nil, "regex", errors.New("regex is missing")
 	}
-	prefix := filterPrefix
-	if rulePrefix != nil {
-		prefix = *rulePrefix
-	}
-	full := expr
-	if prefix != "" {
-		full = "(?:" + prefix + ")(?:" + expr + ")"
-	}
 	for _, t := range tokens {
-		switch n := strings.Count(full, t.token); {
+		switch n := strings.Count(expr, t.token); {
 		case n > 1:
 			return nil, "regex", fmt.Errorf("%s appears %d times", t.token, n)
-		case n == 1 && strings.Contains(full, "(?P<"+t.group+">"):
+		case n == 1 && strings.Contains(expr, "(?P<"+t.group+">"):
 			return nil, "regex", fmt.Errorf("both %s and a group named %q", t.token, t.group)
 		}
-		full = strings.Replace(full, t.token, t.expansion, 1)
 		expr = strings.Replace(expr, t.token, t.expansion, 1)
 	}
-	full = "^" + full
-	re, err := regexp.Compile(full)
+	re, err := regexp.Compile("^(?:" + expr + ")")
 	if err != nil {
 		return nil, "regex", fmt.Errorf("regex: %v", err)
 	}
@@ -240,20 +294,28 @@ func compileRule(filterPrefix string, rulePrefix *string, expr string, needHost 
 	if needHost && r.host < 0 {
 		return nil, "regex", errors.New("regex has no <HOST>")
 	}
-	// Prefer a literal of the rule's own text: the prefix's is shared by
-	// every line of the daemon and would let them all through.
-	for _, src := range []string{expr, full} {
-		parsed, err := syntax.Parse(src, syntax.Perl)
-		if err != nil {
-			return nil, "regex", fmt.Errorf("regex: %v", err)
+	// The literal comes from the rule's own text, never the prefix's: that
+	// is shared by every line of the program and would let them all through.
+	parsed, err := syntax.Parse(expr, syntax.Perl)
+	if err != nil {
+		return nil, "regex", fmt.Errorf("regex: %v", err)
+	}
+	lits := requiredLiterals(parsed.Simplify())
+	if literal != "" {
+		for _, l := range lits {
+			if strings.Contains(l, literal) {
+				r.literal = literal
+			}
 		}
-		if r.literal = requiredLiteral(parsed.Simplify()); len(r.literal) >= minLiteral {
-			break
+		if r.literal == "" {
+			return nil, "literal", fmt.Errorf("literal %q is not text that every match of the regex contains (that is: %q)", literal, lits)
 		}
+	} else {
+		r.literal = requiredLiteral(parsed.Simplify())
 	}
 	if len(r.literal) < minLiteral {
 		return nil, "regex", fmt.Errorf("no literal text of at least %d bytes that every match contains (found %q); "+
-			"write the rule so that it has one", minLiteral, r.literal)
+			"write the rule so that it has one, or split an alternation into several rules", minLiteral, r.literal)
 	}
 	return r, "", nil
 }
@@ -263,146 +325,6 @@ func (f *Filter) Rules() int { return len(f.rules) }
 
 // RuleEvent returns the event kind of rule i.
 func (f *Filter) RuleEvent(i int) event.Kind { return f.rules[i].kind }
-
-// Match returns the event that line holds, if any. ref is the time the line
-// is known not to be much later than: now for a live log, the modification
-// time of a file read offline; it also gives the location of times written
-// without a zone. Match is safe for concurrent use and does not allocate for
-// lines that hold no event.
-func (f *Filter) Match(line []byte, ref time.Time) (event.Event, bool) {
-	var found litset
-	if !f.set.ac.scan(line, &found) {
-		return event.Event{}, false
-	}
-	lt := lineTime{line: line, ref: ref}
-	return f.set.matchFilter(0, &lt, &found)
-}
-
-// Set matches lines against several filters with one prefilter pass.
-type Set struct {
-	filters []*Filter
-	ac      *automaton
-}
-
-// NewSet combines filters. It fails if together they have more distinct
-// literals than the prefilter can track.
-func NewSet(filters ...*Filter) (*Set, error) {
-	ids := map[string]int32{}
-	var lits []string
-	s := &Set{}
-	number := func(list []*rule) []*rule {
-		out := make([]*rule, len(list))
-		for i, r := range list {
-			c := *r
-			id, ok := ids[c.literal]
-			if !ok {
-				id = int32(len(lits))
-				ids[c.literal] = id
-				lits = append(lits, c.literal)
-			}
-			c.lit = id
-			out[i] = &c
-		}
-		return out
-	}
-	for _, f := range filters {
-		// Copies of the rules, so that each set numbers literals its own way.
-		s.filters = append(s.filters, &Filter{
-			Name: f.Name, Description: f.Description, set: f.set,
-			rules: number(f.rules), ignores: number(f.ignores),
-		})
-	}
-	if len(lits) > maxLiterals {
-		return nil, fmt.Errorf("filter: %d distinct literals, at most %d", len(lits), maxLiterals)
-	}
-	s.ac = newAutomaton(lits)
-	return s, nil
-}
-
-// Filters returns the set's filters in order.
-func (s *Set) Filters() []string {
-	names := make([]string, len(s.filters))
-	for i, f := range s.filters {
-		names[i] = f.Name
-	}
-	return names
-}
-
-// Match appends to dst the events that line holds, at most one per filter,
-// in the order of the set's filters, and returns the extended slice. See
-// Filter.Match for ref. It does not allocate for lines that hold no event.
-func (s *Set) Match(line []byte, ref time.Time, dst []event.Event) []event.Event {
-	var found litset
-	if !s.ac.scan(line, &found) {
-		return dst
-	}
-	lt := lineTime{line: line, ref: ref}
-	for i := range s.filters {
-		if ev, ok := s.matchFilter(i, &lt, &found); ok {
-			dst = append(dst, ev)
-		}
-	}
-	return dst
-}
-
-// lineTime parses a line's leading timestamp once, when first needed.
-type lineTime struct {
-	line   []byte
-	ref    time.Time
-	done   bool
-	t      time.Time
-	msgOff int
-}
-
-func (lt *lineTime) parse() {
-	if !lt.done {
-		lt.t, lt.msgOff, _ = logtime.ParsePrefix(lt.line, lt.ref)
-		lt.done = true
-	}
-}
-
-func (s *Set) matchFilter(fi int, lt *lineTime, found *litset) (event.Event, bool) {
-	f := s.filters[fi]
-	for _, r := range f.rules {
-		if !found.has(r.lit) {
-			continue
-		}
-		lt.parse()
-		msg := lt.line[lt.msgOff:]
-		m := r.re.FindSubmatchIndex(msg)
-		if m == nil {
-			continue
-		}
-		addr, ok := parseAddr(msg[m[2*r.host]:m[2*r.host+1]])
-		if !ok {
-			// A rule matched but its <HOST> is no usable address: the line
-			// is not an event, and no later rule gets to reinterpret it.
-			return event.Event{}, false
-		}
-		for _, ig := range f.ignores {
-			if found.has(ig.lit) && ig.re.Match(msg) {
-				return event.Event{}, false
-			}
-		}
-		ev := event.Event{Time: lt.t, Addr: addr, Kind: r.kind, Filter: f.Name, Rule: r.index}
-		if r.time >= 0 && m[2*r.time] >= 0 {
-			t, ok := logtime.Parse(msg[m[2*r.time]:m[2*r.time+1]], lt.ref)
-			if ok {
-				ev.Time = t
-			} else {
-				ev.Time = time.Time{}
-			}
-		}
-		if r.helo >= 0 && m[2*r.helo] >= 0 {
-			ev.HELO = string(msg[m[2*r.helo]:m[2*r.helo+1]])
-		}
-		if r.user >= 0 && m[2*r.user] >= 0 {
-			ev.User = string(msg[m[2*r.user]:m[2*r.user+1]])
-		}
-		return ev, true
-	}
-	return event.Event{}, false
-}
 
 // parseAddr parses a client address field. IPv4-mapped IPv6 addresses are
 // unmapped; zones, the unspecified and multicast addresses are refused.

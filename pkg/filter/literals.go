@@ -11,23 +11,37 @@ const minLiteral = 4
 // requiredLiteral returns the longest case-sensitive string that every match
 // of re must contain, or "" if it cannot tell.
 func requiredLiteral(re *syntax.Regexp) string {
+	best := ""
+	for _, s := range requiredLiterals(re) {
+		if len(s) > len(best) {
+			best = s
+		}
+	}
+	return best
+}
+
+// requiredLiterals returns case-sensitive strings that every match of re
+// must contain: the runs of literal text that no alternation, option or
+// repetition of zero can skip.
+func requiredLiterals(re *syntax.Regexp) []string {
 	switch re.Op {
 	case syntax.OpLiteral:
 		if re.Flags&syntax.FoldCase != 0 {
-			return ""
+			return nil
 		}
-		return string(re.Rune)
+		return []string{string(re.Rune)}
 	case syntax.OpCapture, syntax.OpPlus:
-		return requiredLiteral(re.Sub[0])
+		return requiredLiterals(re.Sub[0])
 	case syntax.OpRepeat:
 		if re.Min >= 1 {
-			return requiredLiteral(re.Sub[0])
+			return requiredLiterals(re.Sub[0])
 		}
 	case syntax.OpConcat:
-		best, run := "", []rune(nil)
+		var out []string
+		var run []rune
 		flush := func() {
-			if s := string(run); len(s) > len(best) {
-				best = s
+			if len(run) > 0 {
+				out = append(out, string(run))
 			}
 			run = run[:0]
 		}
@@ -37,14 +51,12 @@ func requiredLiteral(re *syntax.Regexp) string {
 				continue
 			}
 			flush()
-			if s := requiredLiteral(sub); len(s) > len(best) {
-				best = s
-			}
+			out = append(out, requiredLiterals(sub)...)
 		}
 		flush()
-		return best
+		return out
 	}
-	return ""
+	return nil
 }
 
 // plainLiteral reports the runes of a case-sensitive literal, looking through

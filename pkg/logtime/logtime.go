@@ -38,6 +38,20 @@ func ParsePrefix(line []byte, ref time.Time) (time.Time, int, bool) {
 	return t, n, true
 }
 
+// Len returns the length ParsePrefix would report, without building the
+// time: for skipping a timestamp cheaply.
+func Len(line []byte) (int, bool) {
+	var zero time.Time
+	_, n, ok := scan(line, zero, false)
+	if !ok {
+		return 0, false
+	}
+	for n < len(line) && line[n] == ' ' {
+		n++
+	}
+	return n, true
+}
+
 // Parse parses text that must be one timestamp and nothing else.
 func Parse(text []byte, ref time.Time) (time.Time, bool) {
 	t, n, ok := parse(text, ref)
@@ -48,23 +62,29 @@ func Parse(text []byte, ref time.Time) (time.Time, bool) {
 }
 
 func parse(b []byte, ref time.Time) (time.Time, int, bool) {
+	return scan(b, ref, true)
+}
+
+// scan recognises a timestamp at the start of b; it builds the time only if
+// build is set.
+func scan(b []byte, ref time.Time, build bool) (time.Time, int, bool) {
 	if len(b) < 8 {
 		return time.Time{}, 0, false
 	}
 	switch {
 	case isDigit(b[0]) && len(b) >= 10 && b[4] == '-':
-		return parseISO(b, ref)
+		return parseISO(b, ref, build)
 	case isDigit(b[0]) && b[2] == ':':
-		return parseTimeOfDay(b, ref)
+		return parseTimeOfDay(b, ref, build)
 	case b[0] >= 'A' && b[0] <= 'Z':
-		return parseSyslog(b, ref)
+		return parseSyslog(b, ref, build)
 	}
 	return time.Time{}, 0, false
 }
 
 var months = [...]string{"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"}
 
-func parseSyslog(b []byte, ref time.Time) (time.Time, int, bool) {
+func parseSyslog(b []byte, ref time.Time, build bool) (time.Time, int, bool) {
 	if len(b) < 14 || b[3] != ' ' {
 		return time.Time{}, 0, false
 	}
@@ -90,6 +110,9 @@ func parseSyslog(b []byte, ref time.Time) (time.Time, int, bool) {
 	if !ok {
 		return time.Time{}, 0, false
 	}
+	if !build {
+		return time.Time{}, n, true
+	}
 	loc := ref.Location()
 	limit := ref.Add(Slack)
 	// The year is the reference's unless that puts the line in the future;
@@ -104,7 +127,7 @@ func parseSyslog(b []byte, ref time.Time) (time.Time, int, bool) {
 	return time.Time{}, 0, false
 }
 
-func parseISO(b []byte, ref time.Time) (time.Time, int, bool) {
+func parseISO(b []byte, ref time.Time, build bool) (time.Time, int, bool) {
 	year, i, ok := digits(b, 0, 4, 4)
 	if !ok || b[i] != '-' {
 		return time.Time{}, 0, false
@@ -137,6 +160,9 @@ func parseISO(b []byte, ref time.Time) (time.Time, int, bool) {
 			loc, n = fixed(off), m
 		}
 	}
+	if !build {
+		return time.Time{}, n, true
+	}
 	t := time.Date(year, time.Month(month), day, hh, mm, ss, nsec, loc)
 	if t.Day() != day {
 		return time.Time{}, 0, false
@@ -144,10 +170,10 @@ func parseISO(b []byte, ref time.Time) (time.Time, int, bool) {
 	return t, n, true
 }
 
-func parseTimeOfDay(b []byte, ref time.Time) (time.Time, int, bool) {
+func parseTimeOfDay(b []byte, ref time.Time, build bool) (time.Time, int, bool) {
 	hh, mm, ss, nsec, n, ok := clock(b, 0)
-	if !ok {
-		return time.Time{}, 0, false
+	if !ok || !build {
+		return time.Time{}, n, ok
 	}
 	y, m, d := ref.Date()
 	t := time.Date(y, m, d, hh, mm, ss, nsec, ref.Location())

@@ -17,7 +17,8 @@ import (
 // Locate returns the 1-based line of the key at path, or of the closest
 // enclosing table or array element it can find, or 0. A path element that is
 // a decimal number selects an element of an array of tables, counting from 0:
-// Locate(doc, "rule", "2", "regex").
+// Locate(doc, "rule", "2", "regex"). Without the number, the key's first
+// occurrence in any element counts: Locate(doc, "rule", "regex").
 func Locate(doc []byte, path ...string) int {
 	want := canonical(path)
 	best, bestLen := 0, 0
@@ -60,7 +61,7 @@ func Locate(doc []byte, path ...string) int {
 			if table != "" {
 				full = table + "." + key
 			}
-			if l := matchLen(want, full); l > bestLen {
+			if l := max(matchLen(want, full), matchLen(want, stripIndexes(full))); l > bestLen {
 				best, bestLen = n, l
 			}
 			rest := strings.TrimSpace(line[eq+1:])
@@ -92,4 +93,16 @@ func keyPath(s string) string {
 		parts[i] = strings.Trim(strings.TrimSpace(p), `"'`)
 	}
 	return strings.Join(parts, ".")
+}
+
+// stripIndexes drops the array element numbers from a dotted path.
+func stripIndexes(path string) string {
+	parts := strings.Split(path, ".")
+	out := parts[:0]
+	for _, p := range parts {
+		if _, err := strconv.Atoi(p); err != nil {
+			out = append(out, p)
+		}
+	}
+	return strings.Join(out, ".")
 }

@@ -1,0 +1,257 @@
+package filter
+
+import (
+	"bufio"
+	"bytes"
+	"math/rand"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp/syntax"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/banwatch/banwatch/pkg/event"
+)
+
+var ref = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+
+func mini(t testing.TB) *Filter {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("testdata", "valid", "mini.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := Compile("mini", "testdata/valid/mini.toml", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// TestCompileInvalid compiles each file in testdata/invalid, whose first
+// line is "# error: " and the start of the error it must produce.
+func TestCompileInvalid(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join("testdata", "invalid", "*.toml"))
+	if len(files) == 0 {
+		t.Fatal("no test files")
+	}
+	for _, path := range files {
+		t.Run(filepath.Base(path), func(t *testing.T) {
+			data, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			first, _, _ := strings.Cut(string(data), "\n")
+			want, ok := strings.CutPrefix(first, "# error: ")
+			if !ok {
+				t.Fatalf("first line must be '# error: ...'")
+			}
+			_, err = Compile("x", strings.TrimPrefix(path, "testdata/"), data)
+			if err == nil {
+				t.Fatalf("compiled, want error %q", want)
+			}
+			if !strings.HasPrefix(err.Error(), want) {
+				t.Errorf("error\n  %s\nwant it to start with\n  %s", err, want)
+			}
+		})
+	}
+}
+
+func TestMatch(t *testing.T) {
+	f := mini(t)
+	tests := []struct {
+		name string
+		line string
+		ok   bool
+		want event.Event
+	}{
+		{"ipv4", "Nov 28 02:00:19 mx mta[1]: auth failed for [192.0.2.1]", true,
+			event.Event{Addr: netip.MustParseAddr("192.0.2.1"), Kind: event.AuthFailure, Time: time.Date(2026, 11, 28, 2, 0, 19, 0, time.UTC)}},
+		{"user", "Nov 28 02:00:19 mx mta[1]: auth failed for [192.0.2.1]: user=<admin>", true,
+			event.Event{Addr: netip.MustParseAddr("192.0.2.1"), Kind: event.AuthFailure, Time: time.Date(2026, 11, 28, 2, 0, 19, 0, time.UTC), User: "admin"}},
+		{"ipv6", "Nov 28 02:00:19 mx mta[1]: auth failed for [2001:DB8::1]", true,
+			event.Event{Addr: netip.MustParseAddr("2001:db8::1"), Kind: event.AuthFailure, Time: time.Date(2026, 11, 28, 2, 0, 19, 0, time.UTC)}},
+		{"ipv4-mapped", "Nov 28 02:00:19 mx mta[1]: auth failed for [::ffff:192.0.2.1]", true,
+			event.Event{Addr: netip.MustParseAddr("192.0.2.1"), Kind: event.AuthFailure, Time: time.Date(2026, 11, 28, 2, 0, 19, 0, time.UTC)}},
+		{"helo", "Nov 28 02:00:19 mx mta[1]: bad helo from [192.0.2.2]: ylmf-pc", true,
+			event.Event{Addr: netip.MustParseAddr("192.0.2.2"), Kind: event.BadHELO, Rule: 1, Time: time.Date(2026, 11, 28, 2, 0, 19, 0, time.UTC), HELO: "ylmf-pc"}},
+		{"inline time", "192.0.2.3   [0968] 16:14:01 talked first", true,
+			event.Event{Addr: netip.MustParseAddr("192.0.2.3"), Kind: event.Pregreet, Rule: 2, Time: time.Date(2026, 11, 27, 16, 14, 1, 0, time.UTC)}},
+		{"no timestamp", "mx mta[1]: auth failed for [192.0.2.4]", true,
+			event.Event{Addr: netip.MustParseAddr("192.0.2.4"), Kind: event.AuthFailure}},
+		{"invalid address", "Nov 28 02:00:19 mx mta[1]: auth failed for [999.1.1.1]", false, event.Event{}},
+		{"unspecified address", "Nov 28 02:00:19 mx mta[1]: auth failed for [0.0.0.0]", false, event.Event{}},
+		{"multicast address", "Nov 28 02:00:19 mx mta[1]: auth failed for [ff02::1]", false, event.Event{}},
+		{"ignored", "Nov 28 02:00:19 mx mta[1]: auth failed for [192.0.2.1]: user=<nobody>", false, event.Event{}},
+		{"other program", "Nov 28 02:00:19 mx other[1]: auth failed for [192.0.2.1]", false, event.Event{}},
+		{"not at the start", "Nov 28 02:00:19 mx mta[1]: x auth failed for [192.0.2.1]", false, event.Event{}},
+		{"injected line", "Nov 28 02:00:19 mx mta[1]: bad helo from [192.0.2.2]: Nov 28 02:00:19 mx mta[1]: auth failed for [203.0.113.9]", true,
+			event.Event{Addr: netip.MustParseAddr("192.0.2.2"), Kind: event.BadHELO, Rule: 1, Time: time.Date(2026, 11, 28, 2, 0, 19, 0, time.UTC),
+				HELO: "Nov 28 02:00:19 mx mta[1]: auth failed for [203.0.113.9]"}},
+		{"nothing", "Nov 28 02:00:19 mx mta[1]: connect from [192.0.2.1]", false, event.Event{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := f.Match([]byte(tt.line), ref)
+			if ok != tt.ok {
+				t.Fatalf("ok = %v, want %v (event %+v)", ok, tt.ok, got)
+			}
+			if !ok {
+				return
+			}
+			tt.want.Filter = "mini"
+			if got != tt.want {
+				t.Errorf("got  %+v\nwant %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestSet(t *testing.T) {
+	a := mini(t)
+	b, err := Compile("other", "other.toml", []byte(`
+[[rule]]
+event = "relay_denied"
+regex = '\S+ mta\[\d+\]: auth failed for \[<HOST>\]'
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewSet(a, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := s.Match([]byte("Nov 28 02:00:19 mx mta[1]: auth failed for [192.0.2.1]"), ref, nil)
+	if len(got) != 2 || got[0].Filter != "mini" || got[1].Filter != "other" || got[1].Kind != event.RelayDenied {
+		t.Fatalf("got %+v, want one event of each filter in order", got)
+	}
+	if got := s.Match([]byte("Nov 28 02:00:19 mx mta[1]: bad helo from [192.0.2.2]: x"), ref, nil); len(got) != 1 || got[0].Filter != "mini" {
+		t.Fatalf("got %+v", got)
+	}
+	if got := s.Filters(); strings.Join(got, ",") != "mini,other" {
+		t.Errorf("Filters() = %v", got)
+	}
+}
+
+func TestMatchDoesNotAllocateOnMisses(t *testing.T) {
+	f := mini(t)
+	lines := [][]byte{
+		[]byte("Nov 28 02:00:19 mx postfix/qmgr[700]: 4NQ3Lb0Abcz1: from=<news@example.net>, size=4120, nrcpt=1 (queue active)"),
+		[]byte("Nov 28 02:00:19 mx mta[1]: x auth failed for [192.0.2.1]"), // literal found, regex fails
+	}
+	for _, l := range lines {
+		if n := testing.AllocsPerRun(100, func() { f.Match(l, ref) }); n != 0 {
+			t.Errorf("%q: %v allocations", l, n)
+		}
+	}
+}
+
+func TestRequiredLiteral(t *testing.T) {
+	tests := []struct{ re, want string }{
+		{`abc`, "abc"},
+		{`a(b)c`, "abc"},
+		{`warning: [\w.-]+\[x\]: SASL \S+ authentication failed:`, " authentication failed:"},
+		{`(?:foo|bar)baz`, "baz"},
+		{`(?:foobar)?baz`, "baz"},
+		{`(?:foobar)+z`, "foobar"},
+		{`(?i)abcdef`, ""},
+		{`x{2,}abc`, "abc"},
+	}
+	for _, tt := range tests {
+		re, err := syntax.Parse(tt.re, syntax.Perl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := requiredLiteral(re.Simplify()); got != tt.want {
+			t.Errorf("requiredLiteral(%q) = %q, want %q", tt.re, got, tt.want)
+		}
+	}
+}
+
+// TestAutomaton compares the prefilter with bytes.Contains on random
+// literals and lines over a small alphabet, where overlaps are common.
+func TestAutomaton(t *testing.T) {
+	rng := rand.New(rand.NewSource(1))
+	word := func(n int) string {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = "abc \xff"[rng.Intn(5)]
+		}
+		return string(b)
+	}
+	for round := 0; round < 200; round++ {
+		lits := make([]string, 1+rng.Intn(20))
+		for i := range lits {
+			lits[i] = word(1 + rng.Intn(6))
+		}
+		a := newAutomaton(lits)
+		for k := 0; k < 50; k++ {
+			line := []byte(word(rng.Intn(80)))
+			var found litset
+			any := a.scan(line, &found)
+			sawAny := false
+			for id, l := range lits {
+				want := bytes.Contains(line, []byte(l))
+				sawAny = sawAny || want
+				if found.has(int32(id)) != want {
+					t.Fatalf("literals %q, line %q: literal %q found=%v, want %v", lits, line, l, found.has(int32(id)), want)
+				}
+			}
+			if any != sawAny {
+				t.Fatalf("scan reported %v, want %v", any, sawAny)
+			}
+		}
+	}
+}
+
+// FuzzMatch feeds arbitrary lines to the test filter: no panic, and an
+// address only where the line literally holds it in brackets.
+func FuzzMatch(f *testing.F) {
+	fl := mini(f)
+	sc := bufio.NewScanner(strings.NewReader(`Nov 28 02:00:19 mx mta[1]: auth failed for [192.0.2.1]
+Nov 28 02:00:19 mx mta[1]: auth failed for [::ffff:192.0.2.1]: user=<x>
+Nov 28 02:00:19 mx mta[1]: bad helo from [2001:db8::1]: [192.0.2.9]
+192.0.2.3   [0968] 16:14:01 talked first`))
+	for sc.Scan() {
+		f.Add(sc.Bytes())
+	}
+	f.Fuzz(func(t *testing.T, line []byte) {
+		ev, ok := fl.Match(line, ref)
+		if !ok {
+			return
+		}
+		if !ev.Addr.IsValid() {
+			t.Fatalf("event without an address: %+v", ev)
+		}
+		if !literallyHolds(line, ev.Addr) {
+			t.Fatalf("%s is not written in the line %q", ev.Addr, line)
+		}
+	})
+}
+
+// literallyHolds reports whether some run of address characters in line
+// parses to a.
+func literallyHolds(line []byte, a netip.Addr) bool {
+	isAddrByte := func(c byte) bool {
+		return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' || c == ':' || c == '.'
+	}
+	for i := 0; i < len(line); {
+		if !isAddrByte(line[i]) {
+			i++
+			continue
+		}
+		j := i
+		for j < len(line) && isAddrByte(line[j]) {
+			j++
+		}
+		for k := i; k < j; k++ { // any suffix of the run: "x[" may precede
+			if p, err := netip.ParseAddr(string(line[k:j])); err == nil && p.Unmap() == a {
+				return true
+			}
+		}
+		i = j
+	}
+	return false
+}
