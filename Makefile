@@ -1,0 +1,58 @@
+# banwatch: build, test and measure.
+#
+#   make check   everything CI runs: installs what the tests need, vet, the
+#                whole test suite with the race detector, short fuzz runs
+#   make test    the quick suite: no root, no packages, no fuzzing
+#   make bench   the matching benchmarks on one core
+#   make fuzz    long fuzz runs (FUZZTIME each, default 5m)
+
+GO        ?= go
+FUZZTIME  ?= 5m
+SMOKETIME ?= 15s
+# Debian packages the tests need; installed by `make deps` when missing.
+DEBIAN_PACKAGES ?=
+
+.PHONY: all build check deps fmt vet test test-all fuzz-smoke fuzz bench clean
+
+all: build
+
+build:
+	$(GO) build -o bin/ ./cmd/...
+
+check: deps fmt vet test-all fuzz-smoke
+
+deps:
+	@command -v $(GO) >/dev/null || { echo "make: Go is missing: install Go 1.26 or set GO=/path/to/go" >&2; exit 1; }
+	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+fmt:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+test:
+	$(GO) test -short ./...
+
+test-all:
+	$(GO) test -race -count=1 ./...
+
+# Each fuzz target for a short while: enough to catch a regression in CI.
+fuzz-smoke:
+	$(GO) test -run '^$$' -fuzz '^FuzzParsePrefix$$' -fuzztime $(SMOKETIME) ./pkg/logtime
+	$(GO) test -run '^$$' -fuzz '^FuzzMatch$$' -fuzztime $(SMOKETIME) ./pkg/filter
+	$(GO) test -run '^$$' -fuzz '^FuzzInjection$$' -fuzztime $(SMOKETIME) .
+
+fuzz:
+	$(MAKE) fuzz-smoke SMOKETIME=$(FUZZTIME)
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -cpu 1 -count 5 ./pkg/offline
+
+clean:
+	rm -rf bin
