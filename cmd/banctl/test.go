@@ -186,8 +186,9 @@ func writeSummary(w io.Writer, rep *offline.Report, filters []string, top int) {
 		fmt.Fprintf(w, "\ntop addresses:\n")
 		for _, a := range tops {
 			var parts []string
-			for _, k := range sortedKeys(a.ByEvent) {
-				parts = append(parts, fmt.Sprintf("%s=%d", k, a.ByEvent[k]))
+			byEvent := a.ByEvent()
+			for _, k := range sortedKeys(byEvent) {
+				parts = append(parts, fmt.Sprintf("%s=%d", k, byEvent[k]))
 			}
 			fmt.Fprintf(w, "  %-39s %8d  %s\n", a.Addr, a.Events, strings.Join(parts, " "))
 		}

@@ -54,14 +54,21 @@ var Known = []Kind{
 }
 
 // Valid reports whether k is a kind of the vocabulary.
-func (k Kind) Valid() bool {
-	for _, known := range Known {
+func (k Kind) Valid() bool { return k.Index() >= 0 }
+
+// Index returns k's position in Known, or -1 for a kind outside the
+// vocabulary: for counting kinds in an array.
+func (k Kind) Index() int {
+	for i, known := range Known {
 		if k == known {
-			return true
+			return i
 		}
 	}
-	return false
+	return -1
 }
+
+// NumKinds is len(Known), for arrays indexed by Kind.Index.
+const NumKinds = 10
 
 // Event is one thing a log line says a client did.
 type Event struct {

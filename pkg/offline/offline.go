@@ -58,12 +58,28 @@ type Report struct {
 	ByFilter   map[string]int
 	Addrs      map[netip.Addr]*AddrStats
 	Elapsed    time.Duration
+
+	byKind     [event.NumKinds]int
+	lastFilter string
+	filterRun  int
 }
 
 // AddrStats counts the events of one address.
 type AddrStats struct {
-	Events  int
-	ByEvent map[event.Kind]int
+	Events int
+	// ByKind counts events per kind, indexed by event.Kind.Index.
+	ByKind [event.NumKinds]int
+}
+
+// ByEvent returns the counts per kind, without the kinds not seen.
+func (a *AddrStats) ByEvent() map[event.Kind]int {
+	m := map[event.Kind]int{}
+	for i, n := range a.ByKind {
+		if n > 0 {
+			m[event.Known[i]] = n
+		}
+	}
+	return m
 }
 
 // Run reads every input and matches its lines against set. It calls onMatch,
@@ -77,7 +93,10 @@ func Run(ctx context.Context, set *filter.Set, inputs []Input, onMatch func(*Mat
 		Addrs:    map[netip.Addr]*AddrStats{},
 	}
 	start := time.Now()
-	defer func() { rep.Elapsed = time.Since(start) }()
+	defer func() {
+		rep.finish()
+		rep.Elapsed = time.Since(start)
+	}()
 	evs := make([]event.Event, 0, 8)
 	m := &Match{}
 	for _, in := range inputs {
@@ -131,18 +150,40 @@ func Run(ctx context.Context, set *filter.Set, inputs []Input, onMatch func(*Mat
 
 func (r *Report) count(ev *event.Event) {
 	r.Events++
-	r.ByEvent[ev.Kind]++
-	r.ByFilter[ev.Filter]++
+	k := ev.Kind.Index()
+	r.byKind[k]++
+	if r.lastFilter != ev.Filter { // runs of one filter are the rule
+		r.flushFilter()
+		r.lastFilter = ev.Filter
+	}
+	r.filterRun++
 	if ev.Time.IsZero() {
 		r.Unparsable++
 	}
 	a := r.Addrs[ev.Addr]
 	if a == nil {
-		a = &AddrStats{ByEvent: map[event.Kind]int{}}
+		a = &AddrStats{}
 		r.Addrs[ev.Addr] = a
 	}
 	a.Events++
-	a.ByEvent[ev.Kind]++
+	a.ByKind[k]++
+}
+
+func (r *Report) flushFilter() {
+	if r.filterRun > 0 {
+		r.ByFilter[r.lastFilter] += r.filterRun
+		r.filterRun = 0
+	}
+}
+
+// finish fills the maps that count keeps in cheaper form while it runs.
+func (r *Report) finish() {
+	r.flushFilter()
+	for i, n := range r.byKind {
+		if n > 0 {
+			r.ByEvent[event.Known[i]] = n
+		}
+	}
 }
 
 // AddrCount is an address and its statistics, for TopAddrs.

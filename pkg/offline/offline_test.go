@@ -61,7 +61,7 @@ func TestRun(t *testing.T) {
 		}
 	}
 	top := rep.TopAddrs(1)
-	if len(top) != 1 || top[0].Addr != netip.MustParseAddr("192.0.2.1") || top[0].Events != 2 || top[0].ByEvent[event.AuthFailure] != 2 {
+	if len(top) != 1 || top[0].Addr != netip.MustParseAddr("192.0.2.1") || top[0].Events != 2 || top[0].ByEvent()[event.AuthFailure] != 2 {
 		t.Errorf("top = %+v", top)
 	}
 }
