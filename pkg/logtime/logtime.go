@@ -10,7 +10,9 @@
 //   - Exim's "2026-11-28 02:00:47", optionally with ".123" (+millisec) and
 //     " +0100" (log_timezone);
 //   - time of day only, as IceWarp writes it: "16:14:01"; the date is the
-//     reference's, or the day before if that would put it in the future.
+//     reference's, or the day before if that would put it in the future;
+//   - TAI64N labels, as daemontools' multilog and s6-log write them:
+//     "@400000004c91b044077a9e94".
 //
 // Times without a zone are in the location of the reference time.
 package logtime
@@ -72,6 +74,8 @@ func scan(b []byte, ref time.Time, build bool) (time.Time, int, bool) {
 		return time.Time{}, 0, false
 	}
 	switch {
+	case b[0] == '@':
+		return parseTAI64N(b, build)
 	case isDigit(b[0]) && len(b) >= 10 && b[4] == '-':
 		return parseISO(b, ref, build)
 	case isDigit(b[0]) && b[2] == ':':
@@ -182,6 +186,42 @@ func parseTimeOfDay(b []byte, ref time.Time, build bool) (time.Time, int, bool) 
 	}
 	return t, n, true
 }
+
+// parseTAI64N reads "@" and 24 hex digits: seconds as 2^62 + 10 + the Unix
+// time (the convention of djb's tai64nlocal), then nanoseconds.
+func parseTAI64N(b []byte, build bool) (time.Time, int, bool) {
+	if len(b) < 25 {
+		return time.Time{}, 0, false
+	}
+	var sec, nsec uint64
+	for i := 1; i < 25; i++ {
+		c := b[i]
+		var v uint64
+		switch {
+		case c >= '0' && c <= '9':
+			v = uint64(c - '0')
+		case c >= 'a' && c <= 'f':
+			v = uint64(c-'a') + 10
+		default:
+			return time.Time{}, 0, false
+		}
+		if i <= 16 {
+			sec = sec<<4 | v
+		} else {
+			nsec = nsec<<4 | v
+		}
+	}
+	const base = 1<<62 + 10
+	if sec < base || sec-base > 1<<40 || nsec >= 1e9 || (len(b) > 25 && isHex(b[25])) {
+		return time.Time{}, 0, false
+	}
+	if !build {
+		return time.Time{}, 25, true
+	}
+	return time.Unix(int64(sec-base), int64(nsec)).UTC(), 25, true
+}
+
+func isHex(c byte) bool { return isDigit(c) || c >= 'a' && c <= 'f' }
 
 // clock parses "hh:mm:ss" with an optional fraction (".123" or ",123") at i.
 func clock(b []byte, i int) (hh, mm, ss, nsec, n int, ok bool) {
