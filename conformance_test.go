@@ -35,7 +35,13 @@ var conformance = []struct {
 	skip    map[string]string
 }{
 	{filter: "postfix", files: []string{"postfix.log"}, minRate: 0.95},
-	{filter: "exim", files: []string{"exim.log", "exim-spam.log"}, minRate: 0.95},
+	{filter: "exim", files: []string{"exim.log", "exim-spam.log"}, minRate: 0.95, skip: map[string]string{
+		"closed by DROP in ACL":                    "Exim writes it after the 'rejected ...' line of the same refusal, which counts; both would strike twice",
+		"sender verify fail for <":                 "Exim writes it before the 'rejected RCPT ...: Sender verify failed' line, which counts",
+		"no host name found for IP address ":       "no reverse DNS is no misbehaviour: home and mobile submission users have none",
+		"SA: Action: flagged as Spam but accepted": "the message was accepted",
+		"dropped by 'connect' ACL: ":               "not a line Exim writes: a site's own log_message",
+	}},
 	{filter: "dovecot", files: []string{"dovecot.log"}, minRate: 0.95},
 	{filter: "sshd", files: []string{"sshd.log"}, minRate: 0.80},
 }
@@ -113,9 +119,11 @@ func TestConformance(t *testing.T) {
 					}
 				}
 			}
-			rate := float64(hit) / float64(max(pos-len(skipped(c.skip, lines)), 1))
-			t.Logf("%s: %d/%d attack lines found with the right address (%.1f%%), %d left out on purpose, %d benign lines checked",
-				c.filter, hit, pos, 100*rate, len(skipped(c.skip, lines)), neg)
+			nskip := len(skipped(c.skip, lines))
+			counted := pos - nskip
+			rate := float64(hit) / float64(max(counted, 1))
+			t.Logf("%s: %d/%d attack lines found with the right address (%.1f%%); %d more left out on purpose; %d benign lines checked",
+				c.filter, hit, counted, 100*rate, nskip, neg)
 			for _, m := range missed {
 				t.Logf("missed: %s", m)
 			}
