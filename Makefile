@@ -44,9 +44,9 @@ test-all:
 
 # Each fuzz target for a short while: enough to catch a regression in CI.
 fuzz-smoke:
-	$(GO) test -run '^$$' -fuzz '^FuzzParsePrefix$$' -fuzztime $(SMOKETIME) ./pkg/logtime
-	$(GO) test -run '^$$' -fuzz '^FuzzMatch$$' -fuzztime $(SMOKETIME) ./pkg/filter
-	$(GO) test -run '^$$' -fuzz '^FuzzInjection$$' -fuzztime $(SMOKETIME) .
+	$(GO) test -run '^$$' -fuzz '^FuzzParsePrefix$$' -fuzztime $(SMOKETIME) -fuzzminimizetime 10s ./pkg/logtime
+	$(GO) test -run '^$$' -fuzz '^FuzzMatch$$' -fuzztime $(SMOKETIME) -fuzzminimizetime 10s ./pkg/filter
+	$(GO) test -run '^$$' -fuzz '^FuzzInjection$$' -fuzztime $(SMOKETIME) -fuzzminimizetime 10s .
 
 fuzz:
 	$(MAKE) fuzz-smoke SMOKETIME=$(FUZZTIME)

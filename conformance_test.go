@@ -7,12 +7,16 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/banwatch/banwatch/pkg/config"
+	"github.com/banwatch/banwatch/pkg/event"
+
+	_ "time/tzdata" // corpusZone, on machines without a zone database
 )
 
 // corpusDir is where fail2ban's labelled test logs are: beside the checkout
@@ -42,8 +46,37 @@ var conformance = []struct {
 		"SA: Action: flagged as Spam but accepted": "the message was accepted",
 		"dropped by 'connect' ACL: ":               "not a line Exim writes: a site's own log_message",
 	}},
-	{filter: "dovecot", files: []string{"dovecot.log"}, minRate: 0.95},
-	{filter: "sshd", files: []string{"sshd.log"}, minRate: 0.80},
+	{filter: "dovecot", files: []string{"dovecot.log"}, minRate: 0.95, skip: map[string]string{
+		"(given password: ": "Dovecot 2.4 with auth_verbose_passwords: client text stands on both sides of the address",
+	}},
+	{filter: "sshd", files: []string{"sshd.log"}, minRate: 0.95, skip: map[string]string{
+		"from 192.030.0.6":                                     "a leading-zero octet is no valid address",
+		"from example.com":                                     "a host name, not an address: never resolved",
+		"ROOT LOGIN REFUSED FROM":                              "sshd writes it with the 'Failed ... for root' line of the same attempt, which counts",
+		"for illegal user kernelitshell":                       "repeats 'Failed keyboard-interactive/pam for invalid user', which counts",
+		"pam_unix(sshd:auth)":                                  "repeats 'Failed password', which counts",
+		"Disconnected from 192.0.2.4 port":                     "always follows 'Received disconnect', which counts",
+		"Disconnected from authenticating user root 192.0.2.6": "always follows 'Received disconnect' (its twin with user admin is labelled benign)",
+		"[sshd]":                             "'[sshd]:' is no syslog tag the header parser reads",
+		"<38>1 ":                             "RFC 5424 syslog headers are not read yet",
+		"refused connect from":               "TCP wrappers refused the host already: sshd never saw it",
+		"ssh1: ruser":                        "SSH1 rhosts: client text follows the address, so the line cannot be read safely",
+		"ROOT from 194.117.26.70 port 12345": "no 'port N ssh2' tail: a user name could imitate the line",
+		"ROOT from aaaa:bbbb:cccc:1234::1:1 port 12345":   "no 'port N ssh2' tail: a user name could imitate the line",
+		"14:34:11 belka sshd[31603]: Failed password":     "no port and no 'ssh2' tail: a user name could imitate the line",
+		"Disconnecting: Too many authentication failures": "no address in the line",
+		"Read from socket failed":                         "no address in the line",
+		"kex_exchange_identification":                     "no address in the line",
+		"Unable to negotiate a key exchange method":       "no address in the line",
+		"fatal: no matching mac found":                    "no address in the line",
+		"Connection closed by 192.0.2.15 port 35352":      "without [preauth] it may be a logged-in user's session ending (OpenSSH 7.2 to 7.5)",
+		"Accepted password for known":                     "a login that succeeded is never a strike",
+		// Not skipped but missed on purpose: sshd.log's "Failed password for
+		// invalid user test from 127.0.0.1 port 58946 ssh2: from 10.10.1.2
+		// port 55555 ssh2". fail2ban takes the first address; OpenSSH writes
+		// nothing after "ssh2" on a failed password, so all before the last
+		// " from " is the user name and the client is 10.10.1.2.
+	}},
 }
 
 // labelled is one corpus line with every label fail2ban gives it.
@@ -87,6 +120,9 @@ func TestConformance(t *testing.T) {
 			var missed []string
 			for _, l := range lines {
 				ev, ok := f.Match([]byte(l.text), corpusRef)
+				// fail2ban labels only failures; a login that succeeded is
+				// never a strike for us, whatever the corpus says of its line.
+				ok = ok && ev.Kind != event.AuthSuccess
 				switch {
 				case l.positive:
 					pos++
@@ -101,7 +137,7 @@ func TestConformance(t *testing.T) {
 						hit++
 						// TAI64N labels are absolute; fail2ban's expected
 						// wall-clock times for them depend on its tests' zone.
-						if !strings.HasPrefix(l.text, "@") && !timeAgrees(l.times, ev.Time) {
+						if !strings.HasPrefix(l.text, "@") && !timeAgrees(l.times, ev.Time, zoned.MatchString(l.text)) {
 							wrongTime++
 							t.Errorf("%s:%d: time %s, corpus says %v: %s", l.file, l.lineNo, ev.Time, l.times, l.text)
 						}
@@ -162,18 +198,38 @@ func contains(hosts []string, a netip.Addr) bool {
 	return false
 }
 
+// zoned matches lines whose timestamp carries its zone.
+var zoned = regexp.MustCompile(`^\S*\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d) `)
+
+// corpusZone is the zone of fail2ban's tests: it writes the expected time of
+// a line with a zone as wall-clock time there.
+var corpusZone = func() *time.Location {
+	loc, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		panic(err)
+	}
+	return loc
+}()
+
 // timeAgrees compares wall-clock fields: fail2ban writes local times without
-// a zone, and lax ones ("2005-03-7T02:09:33").
-func timeAgrees(want []string, got time.Time) bool {
+// a zone, and lax ones ("2005-03-7T02:09:33"); a time with a zone in the
+// line it gives in its tests' zone.
+func timeAgrees(want []string, got time.Time, zonedLine bool) bool {
 	if len(want) == 0 {
 		return true
+	}
+	if zonedLine {
+		got = got.In(corpusZone)
 	}
 	for _, w := range want {
 		var y, mo, d, h, mi, s int
 		if _, err := fmt.Sscanf(w[:min(len(w), 19)], "%d-%d-%dT%d:%d:%d", &y, &mo, &d, &h, &mi, &s); err != nil {
 			return true // a form we do not read: do not judge
 		}
-		g := got.UTC()
+		g := got
+		if !zonedLine {
+			g = got.UTC()
+		}
 		if g.Year() == y && int(g.Month()) == mo && g.Day() == d && g.Hour() == h && g.Minute() == mi && g.Second() == s {
 			return true
 		}

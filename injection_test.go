@@ -140,7 +140,9 @@ func FuzzInjection(f *testing.F) {
 		}
 	}
 	for i, p := range payloads {
-		f.Add(uint(i), p)
+		if len(p) <= 200 { // the fuzzer grows inputs itself; long seeds make its minimizing slow
+			f.Add(uint(i), p)
+		}
 	}
 	f.Fuzz(func(t *testing.T, i uint, payload string) {
 		c := all[i%uint(len(all))]
