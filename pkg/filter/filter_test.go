@@ -91,6 +91,11 @@ func TestMatch(t *testing.T) {
 			event.Event{Addr: netip.MustParseAddr("192.0.2.2"), Kind: event.BadHELO, Rule: 1, Time: time.Date(2026, 11, 28, 2, 0, 19, 0, time.UTC),
 				HELO: "Nov 28 02:00:19 mx mta[1]: auth failed for [203.0.113.9]"}},
 		{"nothing", "Nov 28 02:00:19 mx mta[1]: connect from [192.0.2.1]", false, event.Event{}},
+		{"leading blank", " auth failed for [", false, event.Event{}},
+		{"blank after the host", "Nov 28 02:00:19 mx  mta[1]: auth failed for [192.0.2.1]", false, event.Event{}},
+		{"no tag", "Nov 28 02:00:19 mx auth failed for [192.0.2.1]", false, event.Event{}},
+		{"no host name", "Nov 28 02:00:19 mta[1]: auth failed for [192.0.2.5]", true,
+			event.Event{Addr: netip.MustParseAddr("192.0.2.5"), Kind: event.AuthFailure, Time: time.Date(2026, 11, 28, 2, 0, 19, 0, time.UTC)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -171,7 +171,7 @@ func (lc *lineCtx) header() bool {
 	lc.message()
 	msg := lc.line[lc.msgOff:]
 	tok := bytes.IndexByte(msg, ' ')
-	if tok < 0 {
+	if tok <= 0 {
 		return false
 	}
 	start := 0
