@@ -47,6 +47,7 @@ fuzz-smoke:
 	$(GO) test -run '^$$' -fuzz '^FuzzParsePrefix$$' -fuzztime $(SMOKETIME) -fuzzminimizetime 10s ./pkg/logtime
 	$(GO) test -run '^$$' -fuzz '^FuzzMatch$$' -fuzztime $(SMOKETIME) -fuzzminimizetime 10s ./pkg/filter
 	$(GO) test -run '^$$' -fuzz '^FuzzInjection$$' -fuzztime $(SMOKETIME) -fuzzminimizetime 10s .
+	$(GO) test -run '^$$' -fuzz '^FuzzShippedFilters$$' -fuzztime $(SMOKETIME) -fuzzminimizetime 10s .
 
 fuzz:
 	$(MAKE) fuzz-smoke SMOKETIME=$(FUZZTIME)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/banwatch/banwatch/internal/testutil"
 	"github.com/banwatch/banwatch/pkg/config"
 	"github.com/banwatch/banwatch/pkg/filter"
 )
@@ -147,5 +148,38 @@ func FuzzInjection(f *testing.F) {
 	f.Fuzz(func(t *testing.T, i uint, payload string) {
 		c := all[i%uint(len(all))]
 		checkInjection(t, c.f, c.tp, payload)
+	})
+}
+
+// FuzzShippedFilters feeds arbitrary lines to every shipped filter at once,
+// starting from the lines in filters/testdata: no panic, and no address that
+// the line does not literally hold.
+func FuzzShippedFilters(f *testing.F) {
+	filters, err := config.LoadFilters("")
+	if err != nil {
+		f.Fatal(err)
+	}
+	set, err := filter.NewSet(filters...)
+	if err != nil {
+		f.Fatal(err)
+	}
+	logs, _ := filepath.Glob(filepath.Join("filters", "testdata", "*.log"))
+	for _, path := range logs {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			f.Fatal(err)
+		}
+		for _, l := range bytes.Split(data, []byte("\n")) {
+			if len(l) > 0 && len(l) < 400 {
+				f.Add(l)
+			}
+		}
+	}
+	f.Fuzz(func(t *testing.T, line []byte) {
+		for _, ev := range set.Match(line, goldenRef, nil) {
+			if !ev.Addr.IsValid() || !testutil.LiterallyHolds(line, ev.Addr) {
+				t.Fatalf("%s (%s, filter %s) is not written in %q", ev.Addr, ev.Kind, ev.Filter, line)
+			}
+		}
 	})
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/banwatch/banwatch/internal/testutil"
 	"github.com/banwatch/banwatch/pkg/event"
 )
 
@@ -233,33 +234,8 @@ Nov 28 02:00:19 mx mta[1]: bad helo from [2001:db8::1]: [192.0.2.9]
 		if !ev.Addr.IsValid() {
 			t.Fatalf("event without an address: %+v", ev)
 		}
-		if !literallyHolds(line, ev.Addr) {
+		if !testutil.LiterallyHolds(line, ev.Addr) {
 			t.Fatalf("%s is not written in the line %q", ev.Addr, line)
 		}
 	})
-}
-
-// literallyHolds reports whether some run of address characters in line
-// parses to a.
-func literallyHolds(line []byte, a netip.Addr) bool {
-	isAddrByte := func(c byte) bool {
-		return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' || c == ':' || c == '.'
-	}
-	for i := 0; i < len(line); {
-		if !isAddrByte(line[i]) {
-			i++
-			continue
-		}
-		j := i
-		for j < len(line) && isAddrByte(line[j]) {
-			j++
-		}
-		for k := i; k < j; k++ { // any suffix of the run: "x[" may precede
-			if p, err := netip.ParseAddr(string(line[k:j])); err == nil && p.Unmap() == a {
-				return true
-			}
-		}
-		i = j
-	}
-	return false
 }
