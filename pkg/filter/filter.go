@@ -11,38 +11,46 @@
 //	regex = 'warning: [\w.-]+\[<HOST>\](?::\d+)?: SASL [\w-]+ authentication failed:'
 //
 //	[[ignore]]
-//	regex = 'warning: [\w.-]+\[<HOST>\](?::\d+)?: SASL [\w-]+ authentication failed: Connection lost to authentication server'
+//	regex = 'warning: [\w.-]+\[[0-9A-Fa-f:.]+\](?::\d+)?: SASL [\w-]+ authentication failed: Connection lost to authentication server'
 //
-// Each rule is anchored. A line's message is the line after its leading
-// timestamp (see package logtime), or the whole line when it has none. The
-// filter's prefix (or the rule's own; ” for none) must match at the start of
-// the message, and the rule's regex right where the prefix ends. A prefix is
-// matched once per line, leftmost-first, however many rules use it; it may
-// not hold tokens. Tokens stand for named fields in a rule's regex:
+// Every rule is anchored. A line's message is the line after its leading
+// timestamp (see package logtime), or the whole line when it has none.
+//
+// A filter for a program that logs through syslog names it with program, a
+// regex that must match the whole syslog tag (without "[pid]"). The message
+// must then start with "[host ]tag[pid]: ", which is parsed without a regex,
+// and each rule's regex must match right after it. The answer for each
+// distinct tag is remembered, so that a line of a program no filter watches
+// costs a map look-up.
+//
+// Other filters give a prefix instead: a regex that must match at the start
+// of the message, with each rule's regex right where it ends. A prefix is
+// matched once per line, leftmost-first, however many rules use it, and may
+// not hold tokens. A rule may set its own prefix (empty for none), which then
+// replaces the filter's program or prefix.
+//
+// Tokens stand for named fields in a rule's regex:
 //
 //	<HOST>  the client address (required, once): IPv4, IPv6 or IPv4-mapped
 //	<HELO>  the HELO/EHLO name the client gave
 //	<USER>  the user name the client tried
+//	<TIME>  a timestamp inside the line, for logs that do not start with one
 //
 // <HELO> and <USER> match any text, as little as the rest of the rule allows:
 // both are the attacker's to choose, so a rule anchors what follows them
 // rather than restricting what they may contain (a rule that a strange name
-// makes fail would let its sender go unseen).
+// makes fail would let its sender go unseen). A rule may instead write the
+// groups itself as (?P<host>...), (?P<helo>...), (?P<user>...) or
+// (?P<time>...). An [[ignore]] rule is anchored the same way; a line that
+// matches a rule and an ignore rule of the same filter yields nothing.
 //
-//	<TIME>  a timestamp inside the line, for logs that do not start with one
-//
-// A rule may instead write the groups itself as (?P<host>...), (?P<helo>...),
-// (?P<user>...) or (?P<time>...). An [[ignore]] rule is anchored the same way;
-// a line that matches a rule and an ignore rule of the same filter yields
-// nothing.
-//
-// Before any regex runs, every line is scanned once for the literal
-// substrings that each rule requires, with an Aho-Corasick automaton over all rules of all
-// filters of a Set. Lines that contain none cost one pass over their bytes
-// and no allocation; only rules whose literal occurs are tried. A rule's
-// literal is the longest run of plain text that every match of its own regex
-// (without the prefix) contains; literal = "..." picks a rarer one, and must
-// be part of such a run. A rule without one of at least 4 bytes is an error.
+// Before any regex runs, a line is scanned once for the literal text each
+// rule requires, with an Aho-Corasick automaton over all rules of all filters
+// of a Set; only rules whose literal occurs are tried. A rule's literal is
+// the longest run of plain text that every match of its own regex (without
+// the prefix) contains; literal = "..." picks a rarer part of such a run. A
+// rule without one of at least 4 bytes is an error. Lines that hold no event
+// cost no allocation.
 //
 // Filters are pure: compiling and matching do no I/O, and a compiled Filter
 // or Set is safe for concurrent use.
@@ -107,7 +115,7 @@ type rule struct {
 	kind    event.Kind
 	index   int
 	re      *regexp.Regexp
-	prefix  int // index into Filter.prefixes, -1 for none
+	prefix  int // index into Filter.prefixes, or noPrefix or syslogPrefix
 	literal string
 	lit     int32 // the literal's id in the set being built
 	host    int   // submatch group numbers, -1 if absent
@@ -203,24 +211,21 @@ func Compile(name, file string, data []byte) (*Filter, error) {
 		if idx, ok := prefixIndex[p]; ok {
 			return idx, nil
 		}
-		key := "prefix"
-		if own == nil {
-			section, key = "", "prefix"
+		// A filter-level prefix's error is the file's; a rule's own, the rule's.
+		failPrefix := func(reason string) error {
+			if own == nil {
+				return &Error{File: file, Line: tomlpos.Locate(data, "prefix"), Reason: "prefix: " + reason}
+			}
+			return fail(section, i, "prefix", "prefix: "+reason)
 		}
 		for _, t := range tokens {
 			if strings.Contains(p, t.token) || strings.Contains(p, "(?P<"+t.group+">") {
-				if section == "" {
-					return 0, &Error{File: file, Line: tomlpos.Locate(data, key), Reason: fmt.Sprintf("prefix: %s belongs in the rules", t.token)}
-				}
-				return 0, fail(section, i, key, fmt.Sprintf("prefix: %s belongs in the regex", t.token))
+				return 0, failPrefix(t.token + " belongs in the rule's regex")
 			}
 		}
 		re, err := regexp.Compile("^(?:" + p + ")")
 		if err != nil {
-			if section == "" {
-				return 0, &Error{File: file, Line: tomlpos.Locate(data, key), Reason: fmt.Sprintf("prefix: %v", err)}
-			}
-			return 0, fail(section, i, key, fmt.Sprintf("prefix: %v", err))
+			return 0, failPrefix(err.Error())
 		}
 		prefixIndex[p] = len(f.prefixes)
 		f.prefixes = append(f.prefixes, re)
@@ -322,9 +327,6 @@ func compileRule(expr, literal string, needHost bool) (*rule, string, error) {
 
 // Rules returns how many rules the filter has.
 func (f *Filter) Rules() int { return len(f.rules) }
-
-// RuleEvent returns the event kind of rule i.
-func (f *Filter) RuleEvent(i int) event.Kind { return f.rules[i].kind }
 
 // parseAddr parses a client address field. IPv4-mapped IPv6 addresses are
 // unmapped; zones, the unspecified and multicast addresses are refused.
