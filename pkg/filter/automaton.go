@@ -25,6 +25,16 @@ type litset [8]uint64
 func (s *litset) add(id int32)      { s[id>>6] |= 1 << (uint(id) & 63) }
 func (s *litset) has(id int32) bool { return s[id>>6]&(1<<(uint(id)&63)) != 0 }
 
+// hasAny reports whether s holds one of ids.
+func (s *litset) hasAny(ids []int32) bool {
+	for _, id := range ids {
+		if s.has(id) {
+			return true
+		}
+	}
+	return false
+}
+
 func newAutomaton(lits []string) *automaton {
 	a := &automaton{nlits: len(lits)}
 	// Byte classes: every byte that appears in a literal gets its own class;

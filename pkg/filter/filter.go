@@ -46,11 +46,14 @@
 //
 // Before any regex runs, a line is scanned once for the literal text each
 // rule requires, with an Aho-Corasick automaton over all rules of all filters
-// of a Set; only rules whose literal occurs are tried. A rule's literal is
-// the longest run of plain text that every match of its own regex (without
-// the prefix) contains; literal = "..." picks a rarer part of such a run. A
-// rule without one of at least 4 bytes is an error. Lines that hold no event
-// cost no allocation.
+// of a Set; only rules whose literal text occurs are tried. A rule's literal
+// text is the longest run of plain text that every match of its own regex
+// (without the prefix) contains, or a set of strings one of which every match
+// contains, taken from alternations of plain text: "lost connection after
+// (?:CONNECT|EHLO)" needs "lost connection after CONNECT" or "lost connection
+// after EHLO". literal = "..." picks a rarer part of a plain run instead. A
+// rule whose literal text can be shorter than 4 bytes is an error. Lines that
+// hold no event cost no allocation.
 //
 // Filters are pure: compiling and matching do no I/O, and a compiled Filter
 // or Set is safe for concurrent use.
@@ -112,16 +115,16 @@ type Filter struct {
 
 // rule is one compiled [[rule]] or [[ignore]].
 type rule struct {
-	kind    event.Kind
-	index   int
-	re      *regexp.Regexp
-	prefix  int // index into Filter.prefixes, or noPrefix or syslogPrefix
-	literal string
-	lit     int32 // the literal's id in the set being built
-	host    int   // submatch group numbers, -1 if absent
-	helo    int
-	user    int
-	time    int
+	kind     event.Kind
+	index    int
+	re       *regexp.Regexp
+	prefix   int      // index into Filter.prefixes, or noPrefix or syslogPrefix
+	literals []string // the prefilter's: a line holds one of them, or no match
+	lits     []int32  // their ids in the set being built
+	host     int      // submatch group numbers, -1 if absent
+	helo     int
+	user     int
+	time     int
 }
 
 // Error is a problem with a filter file. It names the file, the line (0 when
@@ -305,22 +308,23 @@ func compileRule(expr, literal string, needHost bool) (*rule, string, error) {
 	if err != nil {
 		return nil, "regex", fmt.Errorf("regex: %v", err)
 	}
-	lits := requiredLiterals(parsed.Simplify())
+	simple := parsed.Simplify()
 	if literal != "" {
-		for _, l := range lits {
+		runs := requiredLiterals(simple)
+		for _, l := range runs {
 			if strings.Contains(l, literal) {
-				r.literal = literal
+				r.literals = []string{literal}
 			}
 		}
-		if r.literal == "" {
-			return nil, "literal", fmt.Errorf("literal %q is not text that every match of the regex contains (that is: %q)", literal, lits)
+		if r.literals == nil {
+			return nil, "literal", fmt.Errorf("literal %q is not text that every match of the regex contains (that is: %q)", literal, runs)
 		}
 	} else {
-		r.literal = requiredLiteral(parsed.Simplify())
+		r.literals = requiredSet(simple)
 	}
-	if len(r.literal) < minLiteral {
+	if shortest(r.literals) < minLiteral {
 		return nil, "regex", fmt.Errorf("no literal text of at least %d bytes that every match contains (found %q); "+
-			"write the rule so that it has one, or split an alternation into several rules", minLiteral, r.literal)
+			"write the rule so that it has one", minLiteral, r.literals)
 	}
 	return r, "", nil
 }

@@ -48,13 +48,16 @@ func NewSet(filters ...*Filter) (*Set, error) {
 		out := make([]*rule, len(list))
 		for i, r := range list {
 			c := *r
-			id, ok := ids[c.literal]
-			if !ok {
-				id = int32(len(lits))
-				ids[c.literal] = id
-				lits = append(lits, c.literal)
+			c.lits = make([]int32, len(c.literals))
+			for j, l := range c.literals {
+				id, ok := ids[l]
+				if !ok {
+					id = int32(len(lits))
+					ids[l] = id
+					lits = append(lits, l)
+				}
+				c.lits[j] = id
 			}
-			c.lit = id
 			out[i] = &c
 			if c.prefix != syslogPrefix {
 				s.allSyslog = false
@@ -286,7 +289,7 @@ func (f *Filter) text(r *rule, lc *lineCtx, ends *[8]int) ([]byte, bool) {
 func (f *Filter) matchRules(lc *lineCtx, found *litset) (event.Event, bool) {
 	ends := [8]int{-2, -2, -2, -2, -2, -2, -2, -2}
 	for _, r := range f.rules {
-		if !found.has(r.lit) {
+		if !found.hasAny(r.lits) {
 			continue
 		}
 		text, ok := f.text(r, lc, &ends)
@@ -304,7 +307,7 @@ func (f *Filter) matchRules(lc *lineCtx, found *litset) (event.Event, bool) {
 			return event.Event{}, false
 		}
 		for _, ig := range f.ignores {
-			if !found.has(ig.lit) {
+			if !found.hasAny(ig.lits) {
 				continue
 			}
 			if t, ok := f.text(ig, lc, &ends); ok && ig.re.Match(t) {
