@@ -46,6 +46,7 @@ test-all:
 fuzz-smoke:
 	$(GO) test -run '^$$' -fuzz '^FuzzParsePrefix$$' -fuzztime $(SMOKETIME) -fuzzminimizetime 10s ./pkg/logtime
 	$(GO) test -run '^$$' -fuzz '^FuzzMatch$$' -fuzztime $(SMOKETIME) -fuzzminimizetime 10s ./pkg/filter
+	$(GO) test -run '^$$' -fuzz '^FuzzFastMatchesRegexp$$' -fuzztime $(SMOKETIME) -fuzzminimizetime 10s ./pkg/filter
 	$(GO) test -run '^$$' -fuzz '^FuzzInjection$$' -fuzztime $(SMOKETIME) -fuzzminimizetime 10s .
 	$(GO) test -run '^$$' -fuzz '^FuzzShippedFilters$$' -fuzztime $(SMOKETIME) -fuzzminimizetime 10s .
 

@@ -118,10 +118,11 @@ type rule struct {
 	kind     event.Kind
 	index    int
 	re       *regexp.Regexp
-	prefix   int      // index into Filter.prefixes, or noPrefix or syslogPrefix
-	literals []string // the prefilter's: a line holds one of them, or no match
-	lits     []int32  // their ids in the set being built
-	host     int      // submatch group numbers, -1 if absent
+	fast     *fastProg // the same regex for the fast matcher, or nil
+	prefix   int       // index into Filter.prefixes, or noPrefix or syslogPrefix
+	literals []string  // the prefilter's: a line holds one of them, or no match
+	lits     []int32   // their ids in the set being built
+	host     int       // submatch group numbers, -1 if absent
 	helo     int
 	user     int
 	time     int
@@ -298,7 +299,7 @@ func compileRule(expr, literal string, needHost bool) (*rule, string, error) {
 	if err != nil {
 		return nil, "regex", fmt.Errorf("regex: %v", err)
 	}
-	r := &rule{re: re, host: re.SubexpIndex("host"), helo: re.SubexpIndex("helo"), user: re.SubexpIndex("user"), time: re.SubexpIndex("time")}
+	r := &rule{re: re, fast: compileFast("^(?:" + expr + ")"), host: re.SubexpIndex("host"), helo: re.SubexpIndex("helo"), user: re.SubexpIndex("user"), time: re.SubexpIndex("time")}
 	if needHost && r.host < 0 {
 		return nil, "regex", errors.New("regex has no <HOST>")
 	}

@@ -1,7 +1,6 @@
 package filter
 
 import (
-	"bytes"
 	"fmt"
 	"regexp"
 	"sync"
@@ -138,12 +137,37 @@ type lineCtx struct {
 	tsDone  bool
 	t       time.Time // zero if the line has no parsable leading timestamp
 
+	asciiDone bool
+	ascii     bool // the line holds only ASCII: the fast matcher may run
+
 	hdrDone bool
 	hdrOK   bool
 	tagOff  int // the syslog tag, without "[pid]"
 	tagEnd  int
 	bodyOff int // after the tag's ": "
 }
+
+// find runs rule r on text, a part of the line, and returns regexp's
+// FindSubmatchIndex result, in buf when the fast matcher could run.
+func (lc *lineCtx) find(r *rule, text []byte, buf *[maxFastCaps]int) []int {
+	if r.fast != nil && r.fast.ncap <= len(buf) {
+		if !lc.asciiDone {
+			lc.ascii, lc.asciiDone = isASCII(lc.line), true
+		}
+		if lc.ascii {
+			if matched, ok := r.fast.match(text, buf[:r.fast.ncap]); ok {
+				if !matched {
+					return nil
+				}
+				return buf[:r.fast.ncap]
+			}
+		}
+	}
+	return r.re.FindSubmatchIndex(text)
+}
+
+// maxFastCaps bounds the submatch positions the fast matcher reports.
+const maxFastCaps = 24
 
 // message finds where the message starts, after the leading timestamp.
 func (lc *lineCtx) message() {
@@ -172,40 +196,43 @@ func (lc *lineCtx) header() bool {
 	}
 	lc.hdrDone = true
 	lc.message()
-	msg := lc.line[lc.msgOff:]
-	tok := bytes.IndexByte(msg, ' ')
-	if tok <= 0 {
+	line := lc.line
+	// The first word: the host name, or already the tag when it ends in
+	// ':' or holds '['.
+	i, bracket := lc.msgOff, false
+	for i < len(line) && line[i] != ' ' {
+		bracket = bracket || line[i] == '['
+		i++
+	}
+	if i == lc.msgOff || i == len(line) {
 		return false
 	}
-	start := 0
-	if first := msg[:tok]; msg[tok-1] != ':' && bytes.IndexByte(first, '[') < 0 {
-		// The first word is the host name; the tag is the second.
-		start = tok + 1
-		if tok = bytes.IndexByte(msg[start:], ' '); tok < 0 {
+	start := lc.msgOff
+	if line[i-1] != ':' && !bracket {
+		start = i + 1
+		for i = start; i < len(line) && line[i] != ' '; i++ {
+		}
+		if i == len(line) {
 			return false
 		}
-		tok += start
 	}
-	word := msg[start:tok] // "postfix/smtpd[123]:" or "dovecot:"
-	if len(word) < 2 || word[len(word)-1] != ':' {
+	// line[start:i] is "postfix/smtpd[123]:" or "dovecot:".
+	end := i - 1
+	if end-start < 1 || line[end] != ':' {
 		return false
 	}
-	end := len(word) - 1
-	if word[end-1] == ']' {
-		open := bytes.LastIndexByte(word[:end], '[')
-		if open <= 0 {
+	if line[end-1] == ']' {
+		j := end - 2
+		for j > start && line[j] >= '0' && line[j] <= '9' {
+			j--
+		}
+		if j == start || line[j] != '[' || j == end-2 {
 			return false
 		}
-		for _, c := range word[open+1 : end-1] {
-			if c < '0' || c > '9' {
-				return false
-			}
-		}
-		end = open
+		end = j
 	}
-	lc.tagOff = lc.msgOff + start
-	lc.tagEnd = lc.tagOff + end
-	lc.bodyOff = lc.msgOff + tok + 1
+	lc.tagOff, lc.tagEnd = start, end
+	lc.bodyOff = i + 1
 	lc.hdrOK = true
 	return true
 }
@@ -296,7 +323,8 @@ func (f *Filter) matchRules(lc *lineCtx, found *litset) (event.Event, bool) {
 		if !ok {
 			continue
 		}
-		m := r.re.FindSubmatchIndex(text)
+		var buf [maxFastCaps]int
+		m := lc.find(r, text, &buf)
 		if m == nil {
 			continue
 		}
@@ -310,7 +338,8 @@ func (f *Filter) matchRules(lc *lineCtx, found *litset) (event.Event, bool) {
 			if !found.hasAny(ig.lits) {
 				continue
 			}
-			if t, ok := f.text(ig, lc, &ends); ok && ig.re.Match(t) {
+			var igBuf [maxFastCaps]int
+			if t, ok := f.text(ig, lc, &ends); ok && lc.find(ig, t, &igBuf) != nil {
 				return event.Event{}, false
 			}
 		}

@@ -86,19 +86,42 @@ func scan(b []byte, ref time.Time, build bool) (time.Time, int, bool) {
 	return time.Time{}, 0, false
 }
 
-var months = [...]string{"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"}
+// monthOf returns the month an English three-letter abbreviation names, or 0.
+func monthOf(a, b, c byte) int {
+	switch uint32(a)<<16 | uint32(b)<<8 | uint32(c) {
+	case 'J'<<16 | 'a'<<8 | 'n':
+		return 1
+	case 'F'<<16 | 'e'<<8 | 'b':
+		return 2
+	case 'M'<<16 | 'a'<<8 | 'r':
+		return 3
+	case 'A'<<16 | 'p'<<8 | 'r':
+		return 4
+	case 'M'<<16 | 'a'<<8 | 'y':
+		return 5
+	case 'J'<<16 | 'u'<<8 | 'n':
+		return 6
+	case 'J'<<16 | 'u'<<8 | 'l':
+		return 7
+	case 'A'<<16 | 'u'<<8 | 'g':
+		return 8
+	case 'S'<<16 | 'e'<<8 | 'p':
+		return 9
+	case 'O'<<16 | 'c'<<8 | 't':
+		return 10
+	case 'N'<<16 | 'o'<<8 | 'v':
+		return 11
+	case 'D'<<16 | 'e'<<8 | 'c':
+		return 12
+	}
+	return 0
+}
 
 func parseSyslog(b []byte, ref time.Time, build bool) (time.Time, int, bool) {
 	if len(b) < 14 || b[3] != ' ' {
 		return time.Time{}, 0, false
 	}
-	month := 0
-	for i, m := range months {
-		if b[0] == m[0] && b[1] == m[1] && b[2] == m[2] {
-			month = i + 1
-			break
-		}
-	}
+	month := monthOf(b[0], b[1], b[2])
 	if month == 0 {
 		return time.Time{}, 0, false
 	}
