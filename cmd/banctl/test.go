@@ -165,7 +165,7 @@ func writeSummary(w io.Writer, rep *offline.Report, filters []string, top int) {
 	}
 	fmt.Fprintf(w, "filters:   %s\n", strings.Join(filters, ", "))
 	fmt.Fprintf(w, "read:      %d lines in %d file(s), %.3fs, %.0f lines/s\n", rep.Lines, rep.Files, secs, rate)
-	fmt.Fprintf(w, "matched:   %d lines, %d events from %d addresses\n", rep.Matched, rep.Events, len(rep.Addrs))
+	fmt.Fprintf(w, "matched:   %d lines, %d events from %d addresses\n", rep.Matched, rep.Events, rep.Addresses())
 	fmt.Fprintf(w, "no time:   %d events whose line had no parsable timestamp\n", rep.Unparsable)
 	if rep.Skipped > 0 {
 		fmt.Fprintf(w, "skipped:   %d lines longer than %d bytes\n", rep.Skipped, offline.MaxLine)
@@ -207,7 +207,7 @@ func writeJSONSummary(w io.Writer, rep *offline.Report) {
 	b = append(b, `,"unparsable_time":`...)
 	b = strconv.AppendInt(b, int64(rep.Unparsable), 10)
 	b = append(b, `,"addresses":`...)
-	b = strconv.AppendInt(b, int64(len(rep.Addrs)), 10)
+	b = strconv.AppendInt(b, int64(rep.Addresses()), 10)
 	b = append(b, `,"events":{`...)
 	for i, k := range sortedKeys(rep.ByEvent) {
 		if i > 0 {

@@ -56,8 +56,10 @@ type Report struct {
 	Unparsable int // events whose line had no timestamp that could be parsed
 	ByEvent    map[event.Kind]int
 	ByFilter   map[string]int
-	Addrs      map[netip.Addr]*AddrStats
 	Elapsed    time.Duration
+
+	addrIndex map[netip.Addr]int32 // into addrs
+	addrs     []AddrCount
 
 	byKind     [event.NumKinds]int
 	lastFilter string
@@ -88,9 +90,9 @@ func (a *AddrStats) ByEvent() map[event.Kind]int {
 // input.
 func Run(ctx context.Context, set *filter.Set, inputs []Input, onMatch func(*Match)) (*Report, error) {
 	rep := &Report{
-		ByEvent:  map[event.Kind]int{},
-		ByFilter: map[string]int{},
-		Addrs:    map[netip.Addr]*AddrStats{},
+		ByEvent:   map[event.Kind]int{},
+		ByFilter:  map[string]int{},
+		addrIndex: map[netip.Addr]int32{},
 	}
 	start := time.Now()
 	defer func() {
@@ -160,11 +162,13 @@ func (r *Report) count(ev *event.Event) {
 	if ev.Time.IsZero() {
 		r.Unparsable++
 	}
-	a := r.Addrs[ev.Addr]
-	if a == nil {
-		a = &AddrStats{}
-		r.Addrs[ev.Addr] = a
+	i, ok := r.addrIndex[ev.Addr]
+	if !ok {
+		i = int32(len(r.addrs))
+		r.addrIndex[ev.Addr] = i
+		r.addrs = append(r.addrs, AddrCount{Addr: ev.Addr})
 	}
+	a := &r.addrs[i]
 	a.Events++
 	a.ByKind[k]++
 }
@@ -189,16 +193,16 @@ func (r *Report) finish() {
 // AddrCount is an address and its statistics, for TopAddrs.
 type AddrCount struct {
 	Addr netip.Addr
-	*AddrStats
+	AddrStats
 }
+
+// Addresses returns how many distinct addresses the events came from.
+func (r *Report) Addresses() int { return len(r.addrs) }
 
 // TopAddrs returns the n addresses with the most events, most first, ties by
 // address.
 func (r *Report) TopAddrs(n int) []AddrCount {
-	all := make([]AddrCount, 0, len(r.Addrs))
-	for a, s := range r.Addrs {
-		all = append(all, AddrCount{a, s})
-	}
+	all := append([]AddrCount(nil), r.addrs...)
 	sort.Slice(all, func(i, j int) bool {
 		if all[i].Events != all[j].Events {
 			return all[i].Events > all[j].Events
