@@ -93,6 +93,8 @@ func TestMatch(t *testing.T) {
 				HELO: "Nov 28 02:00:19 mx mta[1]: auth failed for [203.0.113.9]"}},
 		{"nothing", "Nov 28 02:00:19 mx mta[1]: connect from [192.0.2.1]", false, event.Event{}},
 		{"leading blank", " auth failed for [", false, event.Event{}},
+		{"a tag of a bracket alone", "]: bad helo from [", false, event.Event{}},
+		{"a tag without a program", "[12]: bad helo from [192.0.2.2]: x", false, event.Event{}},
 		{"blank after the host", "Nov 28 02:00:19 mx  mta[1]: auth failed for [192.0.2.1]", false, event.Event{}},
 		{"no tag", "Nov 28 02:00:19 mx auth failed for [192.0.2.1]", false, event.Event{}},
 		{"no host name", "Nov 28 02:00:19 mta[1]: auth failed for [192.0.2.5]", true,

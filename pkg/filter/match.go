@@ -226,7 +226,7 @@ func (lc *lineCtx) header() bool {
 		for j > start && line[j] >= '0' && line[j] <= '9' {
 			j--
 		}
-		if j == start || line[j] != '[' || j == end-2 {
+		if j <= start || line[j] != '[' || j == end-2 {
 			return false
 		}
 		end = j
