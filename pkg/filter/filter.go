@@ -51,7 +51,8 @@
 // (without the prefix) contains, or a set of strings one of which every match
 // contains, taken from alternations of plain text: "lost connection after
 // (?:CONNECT|EHLO)" needs "lost connection after CONNECT" or "lost connection
-// after EHLO". literal = "..." picks a rarer part of a plain run instead. A
+// after EHLO". literal = "..." names a rarer text instead, which must be part
+// of every string of such a set. A
 // rule whose literal text can be shorter than 4 bytes is an error. Lines that
 // hold no event cost no allocation.
 //
@@ -311,15 +312,10 @@ func compileRule(expr, literal string, needHost bool) (*rule, string, error) {
 	}
 	simple := parsed.Simplify()
 	if literal != "" {
-		runs := requiredLiterals(simple)
-		for _, l := range runs {
-			if strings.Contains(l, literal) {
-				r.literals = []string{literal}
-			}
+		if !givenLiteral(simple, literal) {
+			return nil, "literal", fmt.Errorf("literal %q is not text that every match of the regex contains", literal)
 		}
-		if r.literals == nil {
-			return nil, "literal", fmt.Errorf("literal %q is not text that every match of the regex contains (that is: %q)", literal, runs)
-		}
+		r.literals = []string{literal}
 	} else {
 		r.literals = requiredSet(simple)
 	}

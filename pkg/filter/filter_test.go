@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"regexp/syntax"
 	"strings"
 	"testing"
 	"time"
@@ -155,28 +154,6 @@ func TestMatchDoesNotAllocateOnMisses(t *testing.T) {
 	for _, l := range lines {
 		if n := testing.AllocsPerRun(100, func() { f.Match(l, ref) }); n != 0 {
 			t.Errorf("%q: %v allocations", l, n)
-		}
-	}
-}
-
-func TestRequiredLiteral(t *testing.T) {
-	tests := []struct{ re, want string }{
-		{`abc`, "abc"},
-		{`a(b)c`, "abc"},
-		{`warning: [\w.-]+\[x\]: SASL \S+ authentication failed:`, " authentication failed:"},
-		{`(?:foo|bar)baz`, "baz"},
-		{`(?:foobar)?baz`, "baz"},
-		{`(?:foobar)+z`, "foobar"},
-		{`(?i)abcdef`, ""},
-		{`x{2,}abc`, "abc"},
-	}
-	for _, tt := range tests {
-		re, err := syntax.Parse(tt.re, syntax.Perl)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := requiredLiteral(re.Simplify()); got != tt.want {
-			t.Errorf("requiredLiteral(%q) = %q, want %q", tt.re, got, tt.want)
 		}
 	}
 }

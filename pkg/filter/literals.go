@@ -9,91 +9,39 @@ import (
 // on. Shorter ones would let most lines through to the regex.
 const minLiteral = 4
 
-// requiredLiteral returns the longest case-sensitive string that every match
-// of re must contain, or "" if it cannot tell.
-func requiredLiteral(re *syntax.Regexp) string {
-	best := ""
-	for _, s := range requiredLiterals(re) {
-		if len(s) > len(best) {
-			best = s
-		}
-	}
-	return best
-}
-
-// requiredLiterals returns case-sensitive strings that every match of re
-// must contain: the runs of literal text that no alternation, option or
-// repetition of zero can skip.
-func requiredLiterals(re *syntax.Regexp) []string {
-	switch re.Op {
-	case syntax.OpLiteral:
-		if re.Flags&syntax.FoldCase != 0 {
-			return nil
-		}
-		return []string{string(re.Rune)}
-	case syntax.OpCapture, syntax.OpPlus:
-		return requiredLiterals(re.Sub[0])
-	case syntax.OpRepeat:
-		if re.Min >= 1 {
-			return requiredLiterals(re.Sub[0])
-		}
-	case syntax.OpConcat:
-		var out []string
-		var run []rune
-		flush := func() {
-			if len(run) > 0 {
-				out = append(out, string(run))
-			}
-			run = run[:0]
-		}
-		for _, sub := range re.Sub {
-			if lit, ok := plainLiteral(sub); ok {
-				run = append(run, lit...)
-				continue
-			}
-			flush()
-			out = append(out, requiredLiterals(sub)...)
-		}
-		flush()
-		return out
-	}
-	return nil
-}
-
-// plainLiteral reports the runes of a case-sensitive literal, looking through
-// captures, so that "a(b)c" yields "abc".
-func plainLiteral(re *syntax.Regexp) ([]rune, bool) {
-	switch re.Op {
-	case syntax.OpLiteral:
-		if re.Flags&syntax.FoldCase == 0 {
-			return re.Rune, true
-		}
-	case syntax.OpCapture:
-		return plainLiteral(re.Sub[0])
-	}
-	return nil, false
-}
-
 // maxExact bounds the strings exact and requiredSet work with.
 const maxExact = 16
 
 // requiredSet returns strings of which every match of re contains at least
-// one, chosen so that the shortest of them is as long as it can find; nil if
-// it finds none. Alternations of literal text become sets:
-// "lost connection after (?:CONNECT|EHLO)" needs one of "lost connection
-// after CONNECT" and "lost connection after EHLO".
+// one, chosen among candidateSets so that the shortest of them is as long as
+// possible; nil if there is none.
 func requiredSet(re *syntax.Regexp) []string {
+	var best []string
+	for _, s := range candidateSets(re) {
+		if best == nil || shortest(s) > shortest(best) || shortest(s) == shortest(best) && len(s) < len(best) {
+			best = s
+		}
+	}
+	return minimal(best)
+}
+
+// candidateSets returns sets of strings such that every match of re
+// contains a string of each set. Runs of literal text are sets of one;
+// alternations of literal text become larger sets: "lost connection after
+// (?:CONNECT|EHLO)" needs one of "lost connection after CONNECT" and "lost
+// connection after EHLO".
+func candidateSets(re *syntax.Regexp) [][]string {
 	switch re.Op {
 	case syntax.OpLiteral:
 		if re.Flags&syntax.FoldCase != 0 {
 			return nil
 		}
-		return []string{string(re.Rune)}
+		return [][]string{{string(re.Rune)}}
 	case syntax.OpCapture, syntax.OpPlus:
-		return requiredSet(re.Sub[0])
+		return candidateSets(re.Sub[0])
 	case syntax.OpRepeat:
 		if re.Min >= 1 {
-			return requiredSet(re.Sub[0])
+			return candidateSets(re.Sub[0])
 		}
 	case syntax.OpAlternate:
 		var out []string
@@ -107,14 +55,10 @@ func requiredSet(re *syntax.Regexp) []string {
 		if len(out) > maxExact {
 			return nil
 		}
-		return minimal(out)
+		return [][]string{minimal(out)}
 	case syntax.OpConcat:
-		var best, cur []string
-		consider := func(s []string) {
-			if s != nil && (best == nil || shortest(s) > shortest(best) || shortest(s) == shortest(best) && len(s) < len(best)) {
-				best = s
-			}
-		}
+		var out [][]string
+		var cur []string
 		for _, sub := range re.Sub {
 			if ex, ok := exact(sub); ok {
 				if cur == nil {
@@ -122,38 +66,38 @@ func requiredSet(re *syntax.Regexp) []string {
 				} else if p := cross(cur, ex); len(p) <= maxExact {
 					cur = p
 				} else {
-					consider(cur)
+					out = append(out, cur)
 					cur = ex
 				}
 				continue
 			}
-			consider(cur)
-			cur = nil
-			consider(requiredSet(sub))
+			if cur != nil {
+				out = append(out, cur)
+				cur = nil
+			}
+			out = append(out, candidateSets(sub)...)
 		}
-		consider(cur)
-		return minimal(best)
+		if cur != nil {
+			out = append(out, cur)
+		}
+		return out
 	}
 	return nil
 }
 
-// minimal drops the strings of s that hold another string of s: a line
-// that holds them holds that one too.
-func minimal(s []string) []string {
-	var out []string
-	for i, x := range s {
-		redundant := false
-		for j, y := range s {
-			if i != j && len(y) < len(x) && strings.Contains(x, y) {
-				redundant = true
-				break
-			}
+// givenLiteral reports whether every match of re contains lit: it is part
+// of every string of one of re's candidate sets.
+func givenLiteral(re *syntax.Regexp, lit string) bool {
+	for _, set := range candidateSets(re) {
+		all := len(set) > 0
+		for _, s := range set {
+			all = all && strings.Contains(s, lit)
 		}
-		if !redundant {
-			out = append(out, x)
+		if all {
+			return true
 		}
 	}
-	return out
+	return false
 }
 
 // exact returns every string that re matches, if they are few and re
@@ -249,4 +193,23 @@ func shortest(s []string) int {
 		}
 	}
 	return n
+}
+
+// minimal drops the strings of s that hold another string of s: a line
+// that holds them holds that one too.
+func minimal(s []string) []string {
+	var out []string
+	for i, x := range s {
+		redundant := false
+		for j, y := range s {
+			if i != j && len(y) < len(x) && strings.Contains(x, y) {
+				redundant = true
+				break
+			}
+		}
+		if !redundant {
+			out = append(out, x)
+		}
+	}
+	return out
 }

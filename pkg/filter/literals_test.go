@@ -28,6 +28,11 @@ func TestRequiredSet(t *testing.T) {
 		{`x[45]yz`, []string{"x4yz", "x5yz"}},
 		{`(?:abcd|efgh)+`, []string{"abcd", "efgh"}},
 		{`^abcd$`, []string{"abcd"}},
+		{`a(b)c`, []string{"abc"}},
+		{`(?:foobar)?baz`, []string{"baz"}},
+		{`(?:foobar)+z`, []string{"foobar"}},
+		{`x{2,}abc`, []string{"abc"}},
+		{`disconnect from \S+ auth=0/`, []string{"disconnect from "}},
 	}
 	for _, tt := range tests {
 		re, err := syntax.Parse(tt.re, syntax.Perl)
@@ -37,6 +42,28 @@ func TestRequiredSet(t *testing.T) {
 		got := requiredSet(re.Simplify())
 		if strings.Join(got, "|") != strings.Join(tt.want, "|") {
 			t.Errorf("requiredSet(%q) = %q, want %q", tt.re, got, tt.want)
+		}
+	}
+}
+
+func TestGivenLiteral(t *testing.T) {
+	tests := []struct {
+		re, lit string
+		want    bool
+	}{
+		{`disconnect from \S+ auth=0/\d+`, " auth=0/", true},
+		{`disconnect from \S+ auth=0/\d+`, "auth", true},
+		{`disconnect from \S+(?: auth=0/\d+)?`, " auth=0/", false},
+		{`lost connection after (?:CONNECT|EHLO)`, "after ", true},
+		{`(?:CONNECT|EHLO) from`, "CONNECT", false},
+	}
+	for _, tt := range tests {
+		re, err := syntax.Parse(tt.re, syntax.Perl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := givenLiteral(re.Simplify(), tt.lit); got != tt.want {
+			t.Errorf("givenLiteral(%q, %q) = %v, want %v", tt.re, tt.lit, got, tt.want)
 		}
 	}
 }
