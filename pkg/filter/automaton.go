@@ -12,7 +12,6 @@ type automaton struct {
 	delta    []int32
 	outStart []int32 // state number -> first index into out, or -1
 	out      []int32 // literal ids, each state's list ended by -1
-	nlits    int
 }
 
 // maxLiterals bounds the literals of one set so that a scan can record them
@@ -36,7 +35,7 @@ func (s *litset) hasAny(ids []int32) bool {
 }
 
 func newAutomaton(lits []string) *automaton {
-	a := &automaton{nlits: len(lits)}
+	a := &automaton{}
 	// Byte classes: every byte that appears in a literal gets its own class;
 	// all other bytes share class 0, which always leads back to the root.
 	var used [256]bool
@@ -54,19 +53,19 @@ func newAutomaton(lits []string) *automaton {
 	}
 	// Trie.
 	type node struct {
-		next map[uint8]int32
+		next map[int32]int32
 		fail int32
 		outs []int32
 	}
-	nodes := []node{{next: map[uint8]int32{}}}
+	nodes := []node{{next: map[int32]int32{}}}
 	for id, l := range lits {
 		s := int32(0)
 		for i := 0; i < len(l); i++ {
-			c := uint8(a.class[l[i]])
+			c := a.class[l[i]]
 			n, ok := nodes[s].next[c]
 			if !ok {
 				n = int32(len(nodes))
-				nodes = append(nodes, node{next: map[uint8]int32{}})
+				nodes = append(nodes, node{next: map[int32]int32{}})
 				nodes[s].next[c] = n
 			}
 			s = n
@@ -77,7 +76,7 @@ func newAutomaton(lits []string) *automaton {
 	a.delta = make([]int32, len(nodes)*a.nclass)
 	queue := []int32{}
 	for c := 0; c < a.nclass; c++ {
-		if n, ok := nodes[0].next[uint8(c)]; ok {
+		if n, ok := nodes[0].next[int32(c)]; ok {
 			a.delta[c] = n
 			nodes[n].fail = 0
 			queue = append(queue, n)
@@ -89,7 +88,7 @@ func newAutomaton(lits []string) *automaton {
 		f := nodes[s].fail
 		nodes[s].outs = append(nodes[s].outs, nodes[f].outs...)
 		for c := 0; c < a.nclass; c++ {
-			if n, ok := nodes[s].next[uint8(c)]; ok {
+			if n, ok := nodes[s].next[int32(c)]; ok {
 				nodes[n].fail = a.delta[int(f)*a.nclass+c]
 				a.delta[int(s)*a.nclass+c] = n
 				queue = append(queue, n)

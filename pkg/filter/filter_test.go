@@ -159,24 +159,36 @@ func TestMatchDoesNotAllocateOnMisses(t *testing.T) {
 }
 
 // TestAutomaton compares the prefilter with bytes.Contains on random
-// literals and lines over a small alphabet, where overlaps are common.
+// literals and lines: over a small alphabet, where overlaps are common, and
+// over every byte value with many literals, where there are 257 classes.
 func TestAutomaton(t *testing.T) {
 	rng := rand.New(rand.NewSource(1))
+	round := 0
 	word := func(n int) string {
 		b := make([]byte, n)
 		for i := range b {
-			b[i] = "abc \xff"[rng.Intn(5)]
+			if round%2 == 0 {
+				b[i] = "abc \xff"[rng.Intn(5)]
+			} else {
+				b[i] = byte(rng.Intn(256)) // every byte value: 257 classes
+			}
 		}
 		return string(b)
 	}
-	for round := 0; round < 200; round++ {
+	for ; round < 200; round++ {
 		lits := make([]string, 1+rng.Intn(20))
+		if round%2 == 1 {
+			lits = make([]string, 100+rng.Intn(100))
+		}
 		for i := range lits {
 			lits[i] = word(1 + rng.Intn(6))
 		}
 		a := newAutomaton(lits)
 		for k := 0; k < 50; k++ {
 			line := []byte(word(rng.Intn(80)))
+			if round%2 == 1 {
+				line = append(line, lits[rng.Intn(len(lits))]...) // make hits likely
+			}
 			var found litset
 			any := a.scan(line, &found)
 			sawAny := false
