@@ -293,23 +293,24 @@ func (f *Filter) text(r *rule, lc *lineCtx, ends *[8]int) ([]byte, bool) {
 	}
 	lc.message()
 	msg := lc.line[lc.msgOff:]
-	if r.prefix >= len(ends) {
-		loc := f.prefixes[r.prefix].FindIndex(msg)
-		if loc == nil {
-			return nil, false
-		}
-		return msg[loc[1]:], true
+	i := r.prefix
+	end := -2
+	if i < len(ends) {
+		end = ends[i]
 	}
-	if ends[r.prefix] == -2 {
-		ends[r.prefix] = -1
-		if loc := f.prefixes[r.prefix].FindIndex(msg); loc != nil {
-			ends[r.prefix] = loc[1]
+	if end == -2 { // not tried yet, or beyond the cache
+		end = -1
+		if loc := f.prefixes[i].FindIndex(msg); loc != nil {
+			end = loc[1]
+		}
+		if i < len(ends) {
+			ends[i] = end
 		}
 	}
-	if ends[r.prefix] < 0 {
+	if end < 0 {
 		return nil, false
 	}
-	return msg[ends[r.prefix]:], true
+	return msg[end:], true
 }
 
 // matchRules tries the filter's rules whose literal the line holds, in order.
