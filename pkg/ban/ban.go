@@ -1,0 +1,80 @@
+// Package ban defines what banwatch records and enforces: a ban of one
+// address or prefix in one jail for a time, with the evidence that caused it.
+//
+// A Ban is made by a jail (or by an admin through banctl), written to the
+// store first and then installed in the firewall, so that the store is
+// always the source of truth the kernel is rebuilt from.
+package ban
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/banwatch/banwatch/pkg/event"
+)
+
+// How a ban ended, as recorded in the store.
+const (
+	EndActive   = ""         // not ended
+	EndExpired  = "expired"  // its time ran out
+	EndUnbanned = "unbanned" // removed by an admin; Ban.EndedBy says who
+	EndReplaced = "replaced" // superseded by a newer ban of the same prefix in the same jail
+)
+
+// Origin says who made a ban.
+const (
+	OriginJail   = "jail"   // strikes in a jail reached max_strikes
+	OriginManual = "manual" // banctl ban
+)
+
+// Ban is one ban of Prefix in Jail from Start until End.
+//
+// A single address is a /32 or /128 prefix (netip.PrefixFrom(addr,
+// addr.BitLen())); wider prefixes are subnet bans.
+type Ban struct {
+	ID      int64        // the store's row id; 0 until stored
+	Prefix  netip.Prefix // masked: Prefix == Prefix.Masked()
+	Jail    string
+	Origin  string    // OriginJail or OriginManual
+	Start   time.Time // when the ban began (the time of the deciding event)
+	End     time.Time // when it ends unless lifted earlier
+	Strikes int       // weighted strikes within the window when it was decided
+	// Reason names the events that caused the ban, most frequent first,
+	// joined by ","; for a manual ban, the admin's text.
+	Reason     string
+	FirstEvent time.Time // time of the oldest strike that counted
+	LastEvent  time.Time // time of the deciding strike
+	// Evidence holds the log lines of the strikes that counted, oldest
+	// first, at most a jail's evidence limit.
+	Evidence []string
+
+	Ended   string    // EndActive, EndExpired, EndUnbanned or EndReplaced
+	EndedAt time.Time // zero while active
+	EndedBy string    // for EndUnbanned: "uid 0", "banctl", ...
+}
+
+// Single reports whether b bans one address rather than a subnet.
+func (b *Ban) Single() bool { return b.Prefix.Bits() == b.Prefix.Addr().BitLen() }
+
+// Remaining is the ban time left at now, or 0 when it has run out.
+func (b *Ban) Remaining(now time.Time) time.Duration {
+	if d := b.End.Sub(now); d > 0 {
+		return d
+	}
+	return 0
+}
+
+// Strike is one event counted against an address in a jail: kept by the
+// store only while it can still count (within find_time), so that a restart
+// rebuilds the jails' windows exactly.
+type Strike struct {
+	Jail   string
+	Addr   netip.Addr
+	Time   time.Time
+	Kind   event.Kind
+	Weight int
+	Line   string // the log line, for evidence
+}
+
+// PrefixOf returns the single-address prefix of a.
+func PrefixOf(a netip.Addr) netip.Prefix { return netip.PrefixFrom(a, a.BitLen()) }

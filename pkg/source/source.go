@@ -1,0 +1,53 @@
+// Package source follows log files and hands their lines to the daemon,
+// with the read position after each line so that a restart resumes exactly
+// where the store says it stopped.
+package source
+
+import (
+	"context"
+	"time"
+)
+
+// Position is where reading of one log stands: the byte offset just after
+// the last line handed out, in the file with this inode, whose first line
+// hashes to Fingerprint (so that a new file that reuses the inode is told
+// apart). A zero Position means "never read".
+type Position struct {
+	Path        string
+	Inode       uint64
+	Offset      int64
+	Fingerprint uint64 // FNV-1a 64 of the first line (up to 1 KiB), 0 if the file had no full line yet
+}
+
+// Line is one complete line of a log, without its newline.
+//
+// Text belongs to the receiver: the source never reuses it.
+type Line struct {
+	Path string   // the configured path (not the rotated name)
+	Text []byte   // the line without "\n" (and without a trailing "\r")
+	Pos  Position // the position just after this line
+	// Skipped is set instead of Text for a line that was not handed out
+	// whole: longer than the limit (Text is nil). The daemon counts it.
+	Skipped bool
+}
+
+// A Source sends lines until ctx is done, then returns nil. It never closes
+// out; the caller owns the channel. An error return means the source cannot
+// go on (it is not returned for a missing file: the source waits for it).
+type Source interface {
+	Run(ctx context.Context, out chan<- Line) error
+}
+
+// Start says where a log is read from when it is opened for the first time
+// by this daemon.
+type Start struct {
+	// Resume is the stored position, if any. When its file is still there
+	// (same inode and fingerprint), reading resumes at its offset; when the
+	// file was rotated meanwhile, the rest of the rotated file (found by
+	// inode beside the log) is read first, then the new one from its start.
+	Resume Position
+	// Since applies when there is no stored position: only lines from this
+	// time on are read (the daemon passes now - find_time), found by
+	// timestamps in the file; zero reads the whole file.
+	Since time.Time
+}
