@@ -6,5 +6,5 @@ import "embed"
 
 // Defaults holds filters/*.toml and jails/*.toml as shipped.
 //
-//go:embed filters/*.toml
+//go:embed filters/*.toml jails/*.toml
 var Defaults embed.FS

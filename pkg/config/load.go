@@ -1,0 +1,565 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/banwatch/banwatch"
+	"github.com/banwatch/banwatch/pkg/event"
+	"github.com/banwatch/banwatch/pkg/filter"
+	"github.com/banwatch/banwatch/pkg/tomlpos"
+)
+
+// Defaults of banwatch.toml's [daemon] table.
+const (
+	DefaultStateDir   = "/var/lib/banwatch"
+	DefaultSocket     = "/run/banwatch/banwatch.sock"
+	DefaultFirewall   = "nftables"
+	DefaultTable      = "banwatch"
+	DefaultHistory    = 365 * 24 * time.Hour
+	DefaultMaxTracked = 1_000_000
+)
+
+// Defaults of a jail's keys.
+const (
+	DefaultMaxStrikes = 5
+	DefaultFindTime   = 10 * time.Minute
+	DefaultBanTime    = 7 * 24 * time.Hour
+	DefaultEvidence   = 10
+)
+
+// Config is the whole configuration: the daemon's settings, every jail
+// defined (enabled or not), and the filters they use.
+type Config struct {
+	Dir     string // the configuration directory it was loaded from
+	Daemon  Daemon
+	Jails   []Jail // sorted by name
+	Filters map[string]*filter.Filter
+}
+
+// Daemon holds banwatch.toml's [daemon] table.
+type Daemon struct {
+	StateDir string         // where the SQLite file lives
+	Socket   string         // the control socket's path
+	Firewall string         // "nftables" or "log"
+	Table    string         // the nftables table (inet family)
+	Ignore   []netip.Prefix // never banned (loopback and own addresses are added at run time)
+	History  time.Duration  // how long ended bans are kept
+}
+
+// Enabled is a jail's enabled key: on, off, or on when one of its logs
+// exists.
+type Enabled string
+
+// The values of a jail's enabled key.
+const (
+	EnabledTrue  Enabled = "true"
+	EnabledFalse Enabled = "false"
+	EnabledAuto  Enabled = "auto"
+)
+
+// Jail is one jail's settings, shipped ones merged with the local files'.
+type Jail struct {
+	Name       string
+	File       string // where it was (last) defined
+	Enabled    Enabled
+	Filter     string
+	Logs       []string
+	Ports      []uint16
+	MaxStrikes int
+	FindTime   time.Duration
+	BanTime    time.Duration
+	// Weights holds the strikes each event kind counts, indexed by
+	// event.Kind.Index(); 0 means the kind does not count. auth_success
+	// never counts.
+	Weights    [event.NumKinds]int
+	Ignore     []netip.Prefix
+	Evidence   int // log lines kept per ban
+	MaxTracked int // addresses tracked at once; the stalest are dropped beyond it
+}
+
+// Weight returns the strikes an event of kind k counts in j.
+func (j *Jail) Weight(k event.Kind) int {
+	if i := k.Index(); i >= 0 {
+		return j.Weights[i]
+	}
+	return 0
+}
+
+// LogsPresent returns those of j's logs that exist now; a pattern counts
+// when a file matches it.
+func (j *Jail) LogsPresent() []string {
+	var out []string
+	for _, p := range j.Logs {
+		if IsPattern(p) {
+			if m, _ := filepath.Glob(p); len(m) > 0 {
+				out = append(out, p)
+			}
+			continue
+		}
+		if _, err := os.Stat(p); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// IsPattern reports whether a log path is a pattern ("s*.log") whose
+// newest match is followed, rather than one file.
+func IsPattern(path string) bool { return strings.ContainsAny(path, "*?[") }
+
+// Load reads the configuration in dir (which need not exist): banwatch.toml,
+// the shipped jails and filters, and those in dir/jails and dir/filters.
+// Every error names its file, line and key; all errors found are returned
+// together.
+func Load(dir string) (*Config, error) {
+	cfg := &Config{Dir: dir, Filters: map[string]*filter.Filter{}}
+	var errs []error
+	d, err := loadDaemon(filepath.Join(dir, "banwatch.toml"))
+	if err != nil {
+		errs = append(errs, err)
+	}
+	cfg.Daemon = d
+	filters, err := LoadFilters(dir)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, f := range filters {
+		cfg.Filters[f.Name] = f
+	}
+	jails, err := loadJails(dir, cfg.Filters, err == nil)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	cfg.Jails = jails
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return cfg, nil
+}
+
+// Jail returns the jail called name, or nil.
+func (c *Config) Jail(name string) *Jail {
+	for i := range c.Jails {
+		if c.Jails[i].Name == name {
+			return &c.Jails[i]
+		}
+	}
+	return nil
+}
+
+type daemonFile struct {
+	Daemon struct {
+		StateDir *string  `toml:"state_dir"`
+		Socket   *string  `toml:"socket"`
+		Firewall *string  `toml:"firewall"`
+		Table    *string  `toml:"nft_table"`
+		Ignore   []string `toml:"ignore"`
+		History  *string  `toml:"history"`
+	} `toml:"daemon"`
+}
+
+var tableName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]{0,63}$`)
+
+func loadDaemon(file string) (Daemon, error) {
+	d := Daemon{
+		StateDir: DefaultStateDir, Socket: DefaultSocket, Firewall: DefaultFirewall,
+		Table: DefaultTable, History: DefaultHistory,
+	}
+	data, err := os.ReadFile(file)
+	if errors.Is(err, fs.ErrNotExist) {
+		return d, nil
+	}
+	if err != nil {
+		return d, fmt.Errorf("config: %w", err)
+	}
+	var f daemonFile
+	md, err := toml.Decode(string(data), &f)
+	if err != nil {
+		return d, decodeError(file, err)
+	}
+	var errs []error
+	bad := func(reason string, key ...string) {
+		errs = append(errs, &Error{File: file, Line: tomlpos.Locate(data, key...), Key: strings.Join(key, "."), Reason: reason})
+	}
+	for _, k := range md.Undecoded() {
+		bad("unknown key (known in [daemon]: state_dir, socket, firewall, nft_table, ignore, history)", k...)
+	}
+	x := &f.Daemon
+	if x.StateDir != nil {
+		if !filepath.IsAbs(*x.StateDir) {
+			bad("must be an absolute path", "daemon", "state_dir")
+		}
+		d.StateDir = *x.StateDir
+	}
+	if x.Socket != nil {
+		if !filepath.IsAbs(*x.Socket) {
+			bad("must be an absolute path", "daemon", "socket")
+		}
+		d.Socket = *x.Socket
+	}
+	if x.Firewall != nil {
+		if *x.Firewall != "nftables" && *x.Firewall != "log" {
+			bad(fmt.Sprintf("%q: want \"nftables\" or \"log\"", *x.Firewall), "daemon", "firewall")
+		}
+		d.Firewall = *x.Firewall
+	}
+	if x.Table != nil {
+		if !tableName.MatchString(*x.Table) {
+			bad(fmt.Sprintf("%q: want a name of letters, digits, _ and -", *x.Table), "daemon", "nft_table")
+		}
+		d.Table = *x.Table
+	}
+	if x.History != nil {
+		h, err := ParseDuration(*x.History)
+		if err != nil {
+			bad(err.Error(), "daemon", "history")
+		}
+		d.History = h
+	}
+	ign, err := parsePrefixes(x.Ignore)
+	if err != nil {
+		bad(err.Error(), "daemon", "ignore")
+	}
+	d.Ignore = ign
+	return d, errors.Join(errs...)
+}
+
+// parsePrefixes reads addresses and CIDR prefixes; duplicates are refused.
+func parsePrefixes(list []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	seen := map[netip.Prefix]bool{}
+	for _, s := range list {
+		p, err := ParsePrefix(s)
+		if err != nil {
+			return nil, err
+		}
+		if seen[p] {
+			return nil, fmt.Errorf("%q is listed twice", s)
+		}
+		seen[p] = true
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// ParsePrefix reads an address ("192.0.2.7", "2001:db8::1") as a single
+// address prefix, or a CIDR prefix ("192.0.2.0/24"), which must have no
+// host bits set. IPv4-mapped IPv6 addresses are read as IPv4.
+func ParsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("%q is not an address or CIDR prefix", s)
+		}
+		if p.Addr().Zone() != "" {
+			return netip.Prefix{}, fmt.Errorf("%q: zones are not allowed", s)
+		}
+		if p.Masked() != p {
+			return netip.Prefix{}, fmt.Errorf("%q has host bits set; did you mean %s?", s, p.Masked())
+		}
+		if p.Addr().Is4In6() && p.Bits() >= 96 {
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+		}
+		return p, nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil || a.Zone() != "" {
+		return netip.Prefix{}, fmt.Errorf("%q is not an address or CIDR prefix", s)
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// jailKeys is what a jail file's table decodes into; nil means "not set
+// here", so that a local file overrides only the keys it names.
+type jailKeys struct {
+	Enabled    any            `toml:"enabled"`
+	Filter     *string        `toml:"filter"`
+	Logs       []string       `toml:"logs"`
+	Ports      []int64        `toml:"ports"`
+	MaxStrikes *int64         `toml:"max_strikes"`
+	FindTime   *string        `toml:"find_time"`
+	BanTime    *string        `toml:"ban_time"`
+	Weights    map[string]int `toml:"weights"`
+	Ignore     []string       `toml:"ignore"`
+	Evidence   *int64         `toml:"evidence"`
+	MaxTracked *int64         `toml:"max_tracked"`
+}
+
+const jailKeyList = "enabled, filter, logs, ports, max_strikes, find_time, ban_time, weights, ignore, evidence, max_tracked"
+
+var jailName = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)
+
+type jailSource struct {
+	file string
+	data []byte
+}
+
+// loadJails reads the shipped jail files, then dir/jails/*.toml in name
+// order; a local table named like a shipped jail overrides the keys it
+// sets. A jail defined twice among the local files is an error.
+func loadJails(dir string, filters map[string]*filter.Filter, checkFilters bool) ([]Jail, error) {
+	var files []jailSource
+	shipped, err := fs.Glob(banwatch.Defaults, "jails/*.toml")
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	sort.Strings(shipped)
+	for _, p := range shipped {
+		data, err := banwatch.Defaults.ReadFile(p)
+		if err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+		files = append(files, jailSource{file: "embedded:" + p, data: data})
+	}
+	nShipped := len(files)
+	if dir != "" {
+		local, err := filepath.Glob(filepath.Join(dir, "jails", "*.toml"))
+		if err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+		sort.Strings(local)
+		for _, p := range local {
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return nil, fmt.Errorf("config: %w", err)
+			}
+			files = append(files, jailSource{file: p, data: data})
+		}
+	}
+
+	type layer struct {
+		keys jailKeys
+		src  jailSource
+	}
+	layers := map[string][]layer{}
+	localOwner := map[string]string{}
+	var errs []error
+	for i, src := range files {
+		var tables map[string]jailKeys
+		md, err := toml.Decode(string(src.data), &tables)
+		if err != nil {
+			err = decodeError(src.file, err)
+			if e, ok := err.(*Error); ok && strings.Contains(e.Reason, "config.jailKeys: expected table") {
+				e.Reason = "not a jail table: a jail file holds tables like [postfix]"
+			}
+			errs = append(errs, err)
+			continue
+		}
+		for _, k := range md.Undecoded() {
+			if len(k) >= 2 && k[1] == "weights" {
+				continue // checked below, with a better message
+			}
+			reason := "unknown key (jail keys: " + jailKeyList + ")"
+			if len(k) == 1 {
+				reason = "not a jail table: a jail file holds tables like [postfix]"
+			}
+			errs = append(errs, &Error{File: src.file, Line: tomlpos.Locate(src.data, k...), Key: strings.Join(k, "."), Reason: reason})
+		}
+		names := make([]string, 0, len(tables))
+		for n := range tables {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			if !jailName.MatchString(n) {
+				errs = append(errs, &Error{File: src.file, Line: tomlpos.Locate(src.data, n), Key: n,
+					Reason: "a jail name is lower-case letters, digits, _ and -, at most 32, starting with a letter"})
+				continue
+			}
+			if i >= nShipped {
+				if prev, ok := localOwner[n]; ok {
+					errs = append(errs, &Error{File: src.file, Line: tomlpos.Locate(src.data, n), Key: n,
+						Reason: "jail defined again (also in " + prev + "); define each jail in one file"})
+					continue
+				}
+				localOwner[n] = src.file
+			}
+			layers[n] = append(layers[n], layer{keys: tables[n], src: src})
+		}
+	}
+
+	names := make([]string, 0, len(layers))
+	for n := range layers {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var out []Jail
+	for _, n := range names {
+		j := Jail{
+			Name: n, Enabled: EnabledAuto, Filter: n, MaxStrikes: DefaultMaxStrikes,
+			FindTime: DefaultFindTime, BanTime: DefaultBanTime, Evidence: DefaultEvidence,
+			MaxTracked: DefaultMaxTracked,
+		}
+		for i := range j.Weights {
+			j.Weights[i] = 1
+		}
+		j.Weights[event.AuthSuccess.Index()] = 0
+		for _, l := range layers[n] {
+			if err := apply(&j, l.keys, l.src); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if checkFilters && filters[j.Filter] == nil {
+			src := layers[n][len(layers[n])-1].src
+			var have []string
+			for name := range filters {
+				have = append(have, name)
+			}
+			sort.Strings(have)
+			errs = append(errs, &Error{File: src.file, Line: tomlpos.Locate(src.data, n, "filter"), Key: n + ".filter",
+				Reason: fmt.Sprintf("no filter %q (have: %s)", j.Filter, strings.Join(have, ", "))})
+		}
+		if j.Enabled != EnabledFalse && len(j.Logs) == 0 {
+			src := layers[n][len(layers[n])-1].src
+			errs = append(errs, &Error{File: src.file, Line: tomlpos.Locate(src.data, n), Key: n + ".logs",
+				Reason: "an enabled jail needs at least one log"})
+		}
+		out = append(out, j)
+	}
+	return out, errors.Join(errs...)
+}
+
+// apply sets the keys k names on j, checking each; errors name src's file,
+// the key's line and the key.
+func apply(j *Jail, k jailKeys, src jailSource) error {
+	var errs []error
+	j.File = src.file
+	bad := func(reason string, key ...string) {
+		path := append([]string{j.Name}, key...)
+		errs = append(errs, &Error{File: src.file, Line: tomlpos.Locate(src.data, path...), Key: strings.Join(path, "."), Reason: reason})
+	}
+	switch v := k.Enabled.(type) {
+	case nil:
+	case bool:
+		j.Enabled = EnabledFalse
+		if v {
+			j.Enabled = EnabledTrue
+		}
+	case string:
+		if v != "auto" {
+			bad(fmt.Sprintf("%q: want true, false or \"auto\"", v), "enabled")
+		}
+		j.Enabled = EnabledAuto
+	default:
+		bad(fmt.Sprintf("%v: want true, false or \"auto\"", v), "enabled")
+	}
+	if k.Filter != nil {
+		j.Filter = *k.Filter
+	}
+	if k.Logs != nil {
+		seen := map[string]bool{}
+		j.Logs = nil
+		for _, p := range k.Logs {
+			switch {
+			case !filepath.IsAbs(p):
+				bad(fmt.Sprintf("%q: logs are absolute paths", p), "logs")
+			case IsPattern(p) && !validPattern(p):
+				bad(fmt.Sprintf("%q is not a valid pattern", p), "logs")
+			case IsPattern(filepath.Dir(p)):
+				bad(fmt.Sprintf("%q: only the file name may be a pattern", p), "logs")
+			case seen[filepath.Clean(p)]:
+				bad(fmt.Sprintf("%q is listed twice", p), "logs")
+			default:
+				seen[filepath.Clean(p)] = true
+				j.Logs = append(j.Logs, filepath.Clean(p))
+			}
+		}
+	}
+	if k.Ports != nil {
+		seen := map[int64]bool{}
+		j.Ports = nil
+		for _, p := range k.Ports {
+			switch {
+			case p < 1 || p > 65535:
+				bad(fmt.Sprintf("%d is not a port", p), "ports")
+			case seen[p]:
+				bad(fmt.Sprintf("port %d is listed twice", p), "ports")
+			default:
+				seen[p] = true
+				j.Ports = append(j.Ports, uint16(p))
+			}
+		}
+		sort.Slice(j.Ports, func(a, b int) bool { return j.Ports[a] < j.Ports[b] })
+	}
+	if k.MaxStrikes != nil {
+		if *k.MaxStrikes < 1 || *k.MaxStrikes > 1000 {
+			bad(fmt.Sprintf("%d: want 1 to 1000", *k.MaxStrikes), "max_strikes")
+		} else {
+			j.MaxStrikes = int(*k.MaxStrikes)
+		}
+	}
+	dur := func(p *string, key string, min time.Duration, dst *time.Duration) {
+		if p == nil {
+			return
+		}
+		d, err := ParseDuration(*p)
+		if err != nil {
+			bad(err.Error(), key)
+			return
+		}
+		if d < min {
+			bad(fmt.Sprintf("%q is shorter than %s", *p, min), key)
+			return
+		}
+		*dst = d
+	}
+	dur(k.FindTime, "find_time", time.Second, &j.FindTime)
+	dur(k.BanTime, "ban_time", time.Second, &j.BanTime)
+	for name, w := range k.Weights {
+		kind := event.Kind(name)
+		switch {
+		case !kind.Valid():
+			var known []string
+			for _, e := range event.Known {
+				known = append(known, string(e))
+			}
+			bad(fmt.Sprintf("unknown event %q (events: %s)", name, strings.Join(known, ", ")), "weights", name)
+		case kind == event.AuthSuccess && w != 0:
+			bad("auth_success is never a strike", "weights", name)
+		case w < 0 || w > 1000:
+			bad(fmt.Sprintf("%d: want 0 (does not count) to 1000", w), "weights", name)
+		default:
+			j.Weights[kind.Index()] = w
+		}
+	}
+	if k.Ignore != nil {
+		ign, err := parsePrefixes(k.Ignore)
+		if err != nil {
+			bad(err.Error(), "ignore")
+		}
+		j.Ignore = ign
+	}
+	if k.Evidence != nil {
+		if *k.Evidence < 0 || *k.Evidence > 1000 {
+			bad(fmt.Sprintf("%d: want 0 to 1000", *k.Evidence), "evidence")
+		} else {
+			j.Evidence = int(*k.Evidence)
+		}
+	}
+	if k.MaxTracked != nil {
+		if *k.MaxTracked < 1000 || *k.MaxTracked > 100_000_000 {
+			bad(fmt.Sprintf("%d: want 1000 to 100000000", *k.MaxTracked), "max_tracked")
+		} else {
+			j.MaxTracked = int(*k.MaxTracked)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+
+func validPattern(p string) bool {
+	_, err := filepath.Match(p, "")
+	return err == nil
+}
