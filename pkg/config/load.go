@@ -558,7 +558,6 @@ func apply(j *Jail, k jailKeys, src jailSource) error {
 	return errors.Join(errs...)
 }
 
-
 func validPattern(p string) bool {
 	_, err := filepath.Match(p, "")
 	return err == nil
