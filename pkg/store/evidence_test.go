@@ -1,0 +1,44 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/banwatch/banwatch/pkg/ban"
+	"github.com/banwatch/banwatch/pkg/event"
+)
+
+// A jail's ban committed without evidence gets the lines of its strikes,
+// those of earlier batches too, within its window, newest kept, oldest first.
+func TestEvidenceFromStrikes(t *testing.T) {
+	s := openTest(t, "")
+	a := netip.MustParseAddr("203.0.113.7")
+	other := netip.MustParseAddr("203.0.113.8")
+	strike := func(addr netip.Addr, jail string, i int) ban.Strike {
+		return ban.Strike{Jail: jail, Addr: addr, Time: t0.Add(time.Duration(i) * time.Second), Kind: event.AuthFailure,
+			Weight: 1, Line: fmt.Sprintf("line %d of %s in %s", i, addr, jail)}
+	}
+	// Strike 0 is outside the ban's window; 1..3 in an earlier batch.
+	commit(t, s, Batch{Strikes: []ban.Strike{strike(a, "postfix", 0), strike(a, "postfix", 1), strike(a, "postfix", 2),
+		strike(a, "postfix", 3), strike(other, "postfix", 3), strike(a, "dovecot", 3)}})
+	b := &ban.Ban{Prefix: ban.PrefixOf(a), Jail: "postfix", Origin: ban.OriginJail, Start: t0.Add(5 * time.Second),
+		End: t0.Add(time.Hour), Strikes: 5, Reason: "auth_failure", FirstEvent: t0.Add(time.Second), LastEvent: t0.Add(5 * time.Second)}
+	commit(t, s, Batch{Strikes: []ban.Strike{strike(a, "postfix", 4), strike(a, "postfix", 5)}, Bans: []*ban.Ban{b},
+		EvidenceLimit: map[string]int{"postfix": 4}})
+	want := []string{"line 2 of 203.0.113.7 in postfix", "line 3 of 203.0.113.7 in postfix",
+		"line 4 of 203.0.113.7 in postfix", "line 5 of 203.0.113.7 in postfix"}
+	if !slices.Equal(b.Evidence, want) {
+		t.Errorf("Commit set evidence %q, want %q", b.Evidence, want)
+	}
+	h, err := s.History(context.Background(), Query{Prefix: ban.PrefixOf(a)})
+	if err != nil || len(h) != 1 {
+		t.Fatalf("history: %v %v", h, err)
+	}
+	if !slices.Equal(h[0].Evidence, want) {
+		t.Errorf("stored evidence %q, want %q", h[0].Evidence, want)
+	}
+}
