@@ -51,6 +51,11 @@ type Ban struct {
 	Ended   string    // EndActive, EndExpired, EndUnbanned or EndReplaced
 	EndedAt time.Time // zero while active
 	EndedBy string    // for EndUnbanned: "uid 0", "banctl", ...
+
+	// Installed is set by the daemon once the ban is in the kernel (not
+	// stored), so that a batch retried after a store error is not
+	// installed twice.
+	Installed bool
 }
 
 // Single reports whether b bans one address rather than a subnet.

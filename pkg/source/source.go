@@ -12,11 +12,19 @@ import (
 // the last line handed out, in the file with this inode, whose first line
 // hashes to Fingerprint (so that a new file that reuses the inode is told
 // apart). A zero Position means "never read".
+//
+// Path is the configured path of the log, also for lines read from a
+// rotated file (mail.log.1): Inode tells which file Offset is in.
 type Position struct {
-	Path        string
-	Inode       uint64
-	Offset      int64
-	Fingerprint uint64 // FNV-1a 64 of the first line (up to 1 KiB), 0 if the file had no full line yet
+	Path   string
+	Inode  uint64
+	Offset int64
+	// Fingerprint is the FNV-1a 64 hash of the file's first line: the bytes
+	// before its first "\n", at most the first 1 KiB. It is 0 while the
+	// file holds neither a newline nor 1 KiB. It never changes while a file
+	// only grows, so a new content under the same inode (copytruncate, or a
+	// reused inode number) shows as a different fingerprint.
+	Fingerprint uint64
 }
 
 // Line is one complete line of a log, without its newline.

@@ -1,0 +1,627 @@
+package source
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/nxadm/tail"
+)
+
+// Defaults and timings of a File.
+const (
+	// DefaultMaxLine is FileOptions.MaxLine when it is not set.
+	DefaultMaxLine = 64 << 10
+	// DefaultRotateWait is FileOptions.RotateWait when it is not set.
+	DefaultRotateWait = 2 * time.Second
+
+	checkEvery = 100 * time.Millisecond // stat of the path, truncation, drain and stall checks
+	maxDrain   = time.Minute            // a rotated file that keeps growing is left after this
+	stallAfter = 500 * time.Millisecond // a complete line unread this long restarts the tail (inotify)
+	stallPoll  = 1500 * time.Millisecond
+	maxFails   = 5 // consecutive failures of nxadm/tail before Run gives up
+	fpLen      = 1024
+	sigLen     = 64
+)
+
+// FileOptions tune a File. The zero value is usable.
+type FileOptions struct {
+	// MaxLine is the longest line handed out, in bytes without the newline
+	// (and without a trailing "\r"); default DefaultMaxLine. A longer line
+	// is skipped whole and reported once as Line{Skipped: true}: it is never
+	// cut into pieces, since the middle of a line an attacker wrote could
+	// look like the start of a real log line.
+	MaxLine int
+	// Poll makes nxadm/tail poll the file (every 250 ms) instead of using
+	// inotify.
+	Poll bool
+	// ParseTime reads the time of a line, for Start.Since; the daemon
+	// passes a function built on pkg/logtime. Without it, Since is ignored
+	// and a first start reads the whole file.
+	ParseTime func(line []byte) (time.Time, bool)
+	// RotateWait is how long a file that was rotated away (renamed or
+	// deleted) is still read after it last grew, for a writer that has not
+	// reopened its log yet, before the new file at the path is read;
+	// default DefaultRotateWait. A copy left by copytruncate is read to its
+	// end at once.
+	RotateWait time.Duration
+}
+
+// FileStats is the state of a File, for status output.
+type FileStats struct {
+	Path    string
+	Open    bool     // a file is open (false while waiting for the log to appear)
+	Lines   int64    // lines handed out (not counting skipped ones)
+	Skipped int64    // lines skipped because they were longer than MaxLine
+	Pos     Position // the position after the last line handed out or skipped
+}
+
+// File follows one log path: it is a Source.
+//
+// It reads the file with nxadm/tail and keeps the exact byte offset of every
+// line itself. nxadm/tail runs with ReOpen off, on one file at a time, by a
+// name that can only ever mean that file (see follow.go); File itself
+// notices rotation (a new inode at the path, or none), truncation (the size
+// below the offset, or a new first line) and decides which file is read
+// next, so that a rotation loses no line and reads none twice.
+type File struct {
+	path  string
+	start Start
+	log   *slog.Logger
+	opts  FileOptions
+
+	mu    sync.Mutex
+	stats FileStats
+}
+
+// NewFile returns a File that follows path, starting as start says. The
+// logger gets the path as an attribute; nil discards the messages.
+func NewFile(path string, start Start, logger *slog.Logger, opts FileOptions) *File {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.MaxLine <= 0 {
+		opts.MaxLine = DefaultMaxLine
+	}
+	if opts.RotateWait <= 0 {
+		opts.RotateWait = DefaultRotateWait
+	}
+	return &File{
+		path:  path,
+		start: start,
+		log:   logger.With("path", path),
+		opts:  opts,
+		stats: FileStats{Path: path},
+	}
+}
+
+// Stats returns the state of f. It is safe for concurrent use.
+func (f *File) Stats() FileStats {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.stats
+}
+
+// errStopped ends Run when ctx is done while a line waits to be sent.
+var errStopped = errors.New("stopped")
+
+// Run implements Source: it sends the log's lines to out until ctx is done,
+// then returns nil. It waits for a log that does not exist yet. It returns
+// an error only when the log cannot be read at all (a path that is not a
+// regular file or cannot be opened at the start, or nxadm/tail failing
+// repeatedly). Run may be called once.
+func (f *File) Run(ctx context.Context, out chan<- Line) error {
+	r := newRunner(f)
+	defer r.close()
+	if err := r.begin(); err != nil {
+		return err
+	}
+	r.tick = time.NewTicker(checkEvery)
+	defer r.tick.Stop()
+	for {
+		var lines <-chan *tail.Line
+		if r.t != nil {
+			lines = r.t.Lines
+		}
+		var err error
+		select {
+		case <-ctx.Done():
+			return nil
+		case tl, ok := <-lines:
+			if !ok {
+				err = r.tailEnded()
+			} else {
+				err = r.take(ctx, out, tl)
+			}
+		case <-r.tick.C:
+			err = r.check(false)
+		}
+		if errors.Is(err, errStopped) || ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// runner is the state of one Run.
+type runner struct {
+	f          *File
+	path       string
+	log        *slog.Logger
+	maxLine    int
+	chunk      int // nxadm/tail's MaxLineSize: longer lines come in pieces of this size
+	rotateWait time.Duration
+
+	// queue holds the files still to read, in order: queue[0] is being
+	// read; only the last one may still be the file at the path (live).
+	queue   []*gen
+	tick    *time.Ticker
+	waiting bool   // the path is missing and there is nothing to read
+	statErr string // the last error statting the path, logged once
+
+	// The nxadm/tail reading queue[0], if any (see follow.go).
+	t          *tail.Tail
+	tKey       string
+	tInotify   bool
+	tDev, tIno uint64
+	long       longLine
+	lastMove   time.Time // last line taken from the tail or handed out
+	stuckSince time.Time // since when a complete line waits unread
+	restartAt  time.Time // when to start a tail again after a failure
+	failures   int
+	pollWarned bool
+
+	buf []byte // scratch for fingerprints and newline scans
+}
+
+// longLine is a line longer than MaxLine that nxadm/tail hands over in
+// pieces: all pieces carry the offset after the whole line.
+type longLine struct {
+	active bool
+	start  int64
+	end    int64
+	remain int64  // bytes of the line not seen yet
+	head   []byte // its first bytes, for the fingerprint of a first line
+}
+
+func newRunner(f *File) *runner {
+	return &runner{
+		f:          f,
+		path:       f.path,
+		log:        f.log,
+		maxLine:    f.opts.MaxLine,
+		chunk:      f.opts.MaxLine + 2, // +1 for a "\r", +1 so that a piece of exactly chunk bytes means "too long"
+		rotateWait: f.opts.RotateWait,
+		buf:        make([]byte, 64<<10),
+	}
+}
+
+func (r *runner) errorf(format string, args ...any) error {
+	return fmt.Errorf("source: %s: "+format, append([]any{r.path}, args...)...)
+}
+
+// begin opens the log at the start of Run and decides where reading starts.
+func (r *runner) begin() error {
+	st, err := os.Stat(r.path)
+	switch {
+	case err == nil && !st.Mode().IsRegular():
+		return r.errorf("not a regular file")
+	case err != nil && !errors.Is(err, fs.ErrNotExist):
+		return r.errorf("%w", err)
+	}
+	var g *gen
+	if err == nil {
+		g, err = openGen(r.path)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return r.errorf("%w", err)
+		}
+	}
+	start := r.f.start
+	switch {
+	case start.Resume != (Position{}):
+		if pre := r.resume(g, start.Resume); pre != nil {
+			r.queue = append(r.queue, pre)
+		}
+	case g != nil && !start.Since.IsZero() && r.f.opts.ParseTime != nil:
+		off, err := r.seekSince(g, start.Since)
+		if err != nil {
+			r.log.Warn("cannot look for the start time; reading the whole log", "err", err)
+			off = 0
+		}
+		g.off = off
+		r.log.Info("starting at the first line of the time window", "since", start.Since, "offset", off)
+	}
+	if g != nil {
+		r.queue = append(r.queue, g)
+	}
+	r.setOpen()
+	if len(r.queue) == 0 {
+		r.waiting = true
+		r.log.Info("waiting for the log to appear")
+		return nil
+	}
+	r.log.Debug("following", "file", r.queue[0].name, "inode", r.queue[0].ino, "offset", r.queue[0].off)
+	return r.ensureTail()
+}
+
+// resume places reading at the stored position p, given the file now at the
+// path (g, nil if none). It returns the rotated file to read first, if any.
+func (r *runner) resume(g *gen, p Position) *gen {
+	if g != nil && g.ino == p.Inode {
+		if p.Offset == 0 {
+			return nil
+		}
+		if g.fp == p.Fingerprint && g.lastSize >= p.Offset && newlineBefore(g.f, p.Offset) {
+			g.off = p.Offset
+			r.log.Debug("resuming", "inode", g.ino, "offset", p.Offset)
+			return nil
+		}
+		// The same file, truncated or rewritten while we were stopped
+		// (copytruncate): the rest of the old content may be in the copy.
+		if c := r.findCopy(p.Fingerprint, p.Offset, nil, g); c != nil {
+			r.log.Info("the log was truncated while stopped; reading the rest of its copy first", "copy", c.name, "offset", p.Offset)
+			return c
+		}
+		r.log.Warn("the log was truncated while stopped and no copy was found; reading it from the start: lines may have been missed", "offset", p.Offset)
+		return nil
+	}
+	// Another file (or none) at the path: the log was rotated while we were
+	// stopped. The old file is the one with the stored inode beside it.
+	old := r.findBeside(func(c *gen) bool {
+		return c.ino == p.Inode && c.fp == p.Fingerprint && c.lastSize >= p.Offset && newlineBefore(c.f, p.Offset)
+	}, func(ino uint64) bool { return ino == p.Inode }, g)
+	if old == nil {
+		r.log.Warn("the log was rotated while stopped and the old file was not found beside it: lines may have been missed; reading the new log from the start", "inode", p.Inode, "offset", p.Offset)
+		return nil
+	}
+	old.off = p.Offset
+	old.rotated = true
+	old.rotatedAt = time.Now()
+	r.log.Info("the log was rotated while stopped; reading the rest of the old file first", "file", old.name, "offset", p.Offset)
+	return old
+}
+
+// close ends the tail and closes every file.
+func (r *runner) close() {
+	r.stopTail()
+	for _, g := range r.queue {
+		g.f.Close()
+	}
+	r.queue = nil
+	r.setOpen()
+}
+
+func (r *runner) setOpen() {
+	r.f.mu.Lock()
+	r.f.stats.Open = len(r.queue) > 0
+	r.f.mu.Unlock()
+}
+
+// live returns the file still at the path, if any.
+func (r *runner) live() *gen {
+	if n := len(r.queue); n > 0 && !r.queue[n-1].rotated {
+		return r.queue[n-1]
+	}
+	return nil
+}
+
+// check runs every checkEvery, also while a line waits to be sent (sending):
+// it looks for a rotation, a truncation, the end of a rotated file and a
+// stalled tail. Rotations are so noticed (and the files pinned) even when
+// the receiver is slow.
+func (r *runner) check(sending bool) error {
+	now := time.Now()
+	r.checkPath(now)
+	for _, g := range append([]*gen(nil), r.queue...) {
+		if g.copy {
+			continue // a copy does not change
+		}
+		st, err := g.f.Stat()
+		if err != nil {
+			continue
+		}
+		size := st.Size()
+		fp, _, err := fingerprint(g.f, r.buf)
+		if err != nil {
+			continue
+		}
+		cur := g == r.queue[0]
+		switch {
+		case size < g.lastSize, cur && size < g.off:
+			r.truncated(g, "the file shrank")
+			continue
+		case g.fp != 0 && fp != g.fp:
+			r.truncated(g, "the first line changed")
+			continue
+		case g.fp == 0:
+			g.fp = fp
+		}
+		if size != g.lastSize {
+			g.lastSize, g.grewAt = size, now
+		}
+	}
+	if len(r.queue) == 0 {
+		return nil
+	}
+	g := r.queue[0]
+	if r.t != nil && !r.long.active {
+		more, err := g.hasLine(g.lastSize, r.buf)
+		if err != nil {
+			more = false
+		}
+		if g.rotated && !more && (g.copy || now.Sub(g.grewAt) >= r.rotateWait || now.Sub(g.rotatedAt) >= maxDrain) {
+			r.finish(g)
+			return r.ensureTail()
+		}
+		if !sending {
+			r.checkStall(g, more, now)
+		}
+	}
+	return r.ensureTail()
+}
+
+// checkStall restarts a tail that leaves a complete line unread: nxadm/tail
+// can miss a wakeup (a write between its read at EOF and its inotify watch).
+// A restart is exact: it reads again from the offset after the last line
+// handed out.
+func (r *runner) checkStall(g *gen, more bool, now time.Time) {
+	limit := stallAfter
+	if !r.tInotify {
+		limit = stallPoll
+	}
+	switch {
+	case !more:
+		r.stuckSince = time.Time{}
+	case r.stuckSince.IsZero() || r.lastMove.After(r.stuckSince):
+		r.stuckSince = now
+	case now.Sub(r.stuckSince) >= limit:
+		r.log.Debug("the tail left a line unread; restarting it", "offset", g.off)
+		r.stopTail()
+	}
+}
+
+// checkPath looks at what is at the path now.
+func (r *runner) checkPath(now time.Time) {
+	st, err := os.Stat(r.path)
+	live := r.live()
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			if err.Error() != r.statErr {
+				r.statErr = err.Error()
+				r.log.Warn("cannot stat the log", "err", err)
+			}
+			return
+		}
+		r.statErr = ""
+		if live != nil {
+			live.rotated, live.rotatedAt = true, now
+			r.log.Info("the log was removed or renamed; reading the rest of it", "inode", live.ino)
+		}
+		if len(r.queue) == 0 && !r.waiting {
+			r.waiting = true
+			r.log.Info("waiting for the log to appear")
+		}
+		return
+	}
+	r.statErr = ""
+	dev, ino := devIno(st)
+	for _, g := range r.queue {
+		if g.dev == dev && g.ino == ino {
+			return // still (or again) the file we know
+		}
+	}
+	if !st.Mode().IsRegular() {
+		return
+	}
+	g, err := openGen(r.path)
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			r.log.Warn("cannot open the log", "err", err)
+		}
+		return
+	}
+	for _, o := range r.queue {
+		if o.dev == g.dev && o.ino == g.ino {
+			g.f.Close() // the path changed back between stat and open
+			return
+		}
+	}
+	if live != nil {
+		live.rotated, live.rotatedAt = true, now
+		r.log.Info("the log was rotated; reading the rest of the old file first", "old_inode", live.ino, "inode", g.ino)
+	} else if r.waiting {
+		r.log.Info("the log appeared", "inode", g.ino)
+	}
+	r.waiting = false
+	r.queue = append(r.queue, g)
+	r.setOpen()
+}
+
+// finish drops queue[0], read to its end.
+func (r *runner) finish(g *gen) {
+	r.stopTail()
+	if size, err := g.size(); err == nil && size > g.off {
+		r.log.Debug("left a partial last line in the rotated file", "file", g.name, "bytes", size-g.off)
+	}
+	r.log.Debug("finished the rotated file", "file", g.name, "inode", g.ino, "offset", g.off)
+	g.f.Close()
+	r.queue = r.queue[1:]
+	r.setOpen()
+	if len(r.queue) == 0 {
+		r.checkPath(time.Now())
+	}
+}
+
+// truncated handles g truncated or rewritten in place: the rest of its old
+// content is read from a copy beside it when there is one (copytruncate),
+// then g from its start.
+func (r *runner) truncated(g *gen, why string) {
+	cur := r.queue[0] == g
+	if cur {
+		r.stopTail()
+	}
+	oldOff, oldFP, oldSig := g.off, g.fp, g.sig
+	g.off, g.sig, g.noNL = 0, nil, 0
+	g.fp, _, _ = fingerprint(g.f, r.buf)
+	if size, err := g.size(); err == nil {
+		g.lastSize, g.grewAt = size, time.Now()
+	}
+	c := r.findCopy(oldFP, oldOff, oldSig, g)
+	switch {
+	case c != nil && c.lastSize > oldOff:
+		c.off, c.sig = oldOff, oldSig
+		i := 0
+		for r.queue[i] != g {
+			i++
+		}
+		r.queue = append(r.queue[:i], append([]*gen{c}, r.queue[i:]...)...)
+		r.log.Info("the log was truncated in place; reading the rest of its copy first", "why", why, "copy", c.name, "offset", oldOff)
+	case c != nil:
+		c.f.Close()
+		r.log.Info("the log was truncated in place; its copy holds nothing unread", "why", why, "copy", c.name)
+	case oldOff > 0 || !cur:
+		r.log.Info("the log was truncated in place and no copy was found; reading it from the start (lines written just before the truncation may be lost)", "why", why, "offset", oldOff)
+	}
+}
+
+// take handles one line from nxadm/tail.
+func (r *runner) take(ctx context.Context, out chan<- Line, tl *tail.Line) error {
+	r.lastMove = time.Now()
+	g := r.queue[0]
+	if tl.Err != nil {
+		return nil // rate limiter notices; no rate limiter is set
+	}
+	end := tl.SeekInfo.Offset
+	n := int64(len(tl.Text))
+	if r.long.active {
+		if end != r.long.end || n > r.long.remain {
+			r.resync(g, "the pieces of a long line do not add up")
+			return nil
+		}
+		r.long.remain -= n
+		if r.long.remain > 0 {
+			return nil
+		}
+		l := r.long
+		r.long = longLine{}
+		return r.accept(ctx, out, g, l.start, l.end, nil, l.head)
+	}
+	if n >= int64(r.chunk) {
+		// The first piece of a line longer than MaxLine. Every piece
+		// carries the offset after the whole line, so the line's length is
+		// known from where it started (our offset): the pieces are counted
+		// away and never taken for lines.
+		total := end - g.off - 1
+		if total < n {
+			r.resync(g, "a long line does not start where the last one ended")
+			return nil
+		}
+		head := []byte(tl.Text[:min(len(tl.Text), fpLen)])
+		if total == n {
+			return r.accept(ctx, out, g, g.off, end, nil, head)
+		}
+		r.long = longLine{active: true, start: g.off, end: end, remain: total - n, head: head}
+		return nil
+	}
+	if end-n-1 != g.off {
+		r.resync(g, "a line does not start where the last one ended")
+		return nil
+	}
+	raw := []byte(tl.Text)
+	return r.accept(ctx, out, g, g.off, end, raw, raw)
+}
+
+// accept hands out the line [start, end) of g (text nil: skipped as too
+// long; head: its first bytes as read) after checking that g still holds
+// the content it was read from.
+func (r *runner) accept(ctx context.Context, out chan<- Line, g *gen, start, end int64, raw, head []byte) error {
+	r.failures = 0
+	fp, first, err := fingerprint(g.f, r.buf)
+	if err != nil {
+		r.resync(g, "cannot read the first line: "+err.Error())
+		return nil
+	}
+	switch {
+	case g.fp != 0:
+		if fp != g.fp {
+			// Truncated and written again under the reader: this line may
+			// come from the new content at the old offset. It is dropped
+			// and read again from the copy or the new content.
+			r.truncated(g, "the first line changed")
+			return r.ensureTail()
+		}
+	case start == 0:
+		// The first line of this content: the file must begin with it.
+		k := min(len(first), len(head))
+		if fp == 0 || string(first[:k]) != string(head[:k]) || (raw != nil && len(first) != min(len(raw), fpLen)) {
+			r.truncated(g, "the first line changed")
+			return r.ensureTail()
+		}
+		g.fp = fp
+	default:
+		g.fp = fp
+	}
+	g.off = end
+	if raw != nil {
+		g.setSig(raw)
+	} else {
+		g.sig = nil
+	}
+	l := Line{Path: r.path, Pos: Position{Path: r.path, Inode: g.ino, Offset: end, Fingerprint: g.fp}}
+	text := raw
+	if n := len(text); n > 0 && text[n-1] == '\r' {
+		text = text[:n-1]
+	}
+	if raw == nil || len(text) > r.maxLine {
+		l.Skipped = true
+	} else {
+		l.Text = text
+	}
+	// g.off already includes this line: a check meanwhile (that may find g
+	// truncated or read to its end) goes on from after it.
+	for sent := false; !sent; {
+		select {
+		case out <- l:
+			sent = true
+		case <-ctx.Done():
+			return errStopped
+		case <-r.tick.C:
+			if err := r.check(true); err != nil {
+				return err
+			}
+		}
+	}
+	r.lastMove = time.Now()
+	r.f.mu.Lock()
+	if l.Skipped {
+		r.f.stats.Skipped++
+	} else {
+		r.f.stats.Lines++
+	}
+	r.f.stats.Pos = l.Pos
+	r.f.mu.Unlock()
+	return nil
+}
+
+// resync drops the tail after something did not add up and starts again
+// from the offset after the last line handed out, or, if the file was
+// truncated meanwhile (nxadm/tail then reopens it and reads from its start
+// by itself), from the copy or the start.
+func (r *runner) resync(g *gen, why string) {
+	r.stopTail()
+	if size, err := g.size(); err == nil && size < g.off {
+		r.truncated(g, "the file shrank")
+	} else if fp, _, err := fingerprint(g.f, r.buf); err == nil && g.fp != 0 && fp != g.fp {
+		r.truncated(g, "the first line changed")
+	} else {
+		r.log.Warn("lost track of the line boundaries; reading again from the last position", "why", why, "offset", g.off)
+		r.restartAt = time.Now().Add(checkEvery)
+	}
+}
