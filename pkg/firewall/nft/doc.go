@@ -1,0 +1,40 @@
+// Package nft is the nftables firewall backend. It talks to the kernel over
+// netlink through github.com/google/nftables and never runs the nft tool.
+//
+// The backend owns exactly one table, "inet <Table>" (default "banwatch"),
+// and touches nothing outside it. Each jail gets four sets, named
+// "<jail>_<kind>_<generation>":
+//
+//	<jail>_v4_<gen>    ipv4_addr, flags timeout            (single IPv4 addresses)
+//	<jail>_v6_<gen>    ipv6_addr, flags timeout            (single IPv6 addresses)
+//	<jail>_net4_<gen>  ipv4_addr, flags interval,timeout   (wider IPv4 prefixes)
+//	<jail>_net6_<gen>  ipv6_addr, flags interval,timeout   (wider IPv6 prefixes)
+//
+// and four rules in the base chain "input" (type filter, hook input,
+// priority -10, policy accept), one per set:
+//
+//	meta l4proto tcp th dport { ports } ip saddr @<set> counter drop
+//
+// or, for a jail without ports, "ip saddr @<set> counter drop" (ip6 saddr
+// for the IPv6 sets). The generation changes when Reconcile fills fresh sets
+// and swaps the rules over to them in one transaction.
+//
+// Element expiry is left to the kernel (element timeouts). The address sets
+// are plain hash sets, which take bulk inserts far faster than interval sets.
+// The prefix sets are interval sets and cannot hold overlapping intervals,
+// so the backend keeps its own small model of each jail's prefixes and loads
+// a non-overlapping cover into the kernel. Where prefixes nest, each address
+// is banned until the latest expiry of the prefixes that cover it. Set
+// elements are never read back from the kernel.
+//
+// Elements are sent in messages of at most 60,000 bytes of elements (a
+// netlink attribute holds 64 KiB, and longer ones are silently truncated
+// on the way) and batches of at most 1 MiB, one transaction each. Since
+// Linux 6.12 re-adding an element replaces its timeout; on older kernels
+// (found out by a probe in the first Setup) Add re-adds by adding, deleting
+// and adding each chunk in one transaction. Remove adds and deletes in one
+// transaction, because deleting an absent element fails the transaction.
+//
+// Watch subscribes to nftables notifications and tells the backend's own
+// changes from others' by the netlink port ID of its socket.
+package nft
