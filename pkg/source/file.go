@@ -114,8 +114,14 @@ var errStopped = errors.New("stopped")
 // then returns nil. It waits for a log that does not exist yet. It returns
 // an error only when the log cannot be read at all (a path that is not a
 // regular file or cannot be opened at the start, or nxadm/tail failing
-// repeatedly). Run may be called once.
+// repeatedly).
+//
+// Run may be called again after it returned (the daemon restarts a source
+// that failed): it then resumes after the last line it handed out.
 func (f *File) Run(ctx context.Context, out chan<- Line) error {
+	if pos := f.Stats().Pos; pos != (Position{}) {
+		f.start = Start{Resume: pos}
+	}
 	r := newRunner(f)
 	defer r.close()
 	if err := r.begin(); err != nil {

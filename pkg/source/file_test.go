@@ -81,34 +81,6 @@ func TestWaitForMissingFile(t *testing.T) {
 }
 
 // TestFollowLatency measures how soon an appended line is handed out.
-func TestFollowLatency(t *testing.T) {
-	both(t, func(t *testing.T, poll bool) {
-		path := filepath.Join(t.TempDir(), "mail.log")
-		writeFile(t, path, "")
-		r := startFile(t, path, Start{}, FileOptions{Poll: poll})
-		time.Sleep(200 * time.Millisecond)
-		var worst, sum time.Duration
-		const n = 8
-		for i := range n {
-			t0 := time.Now()
-			appendTo(t, path, fmt.Sprintf("line %d\n", i))
-			r.next(wait)
-			d := time.Since(t0)
-			sum += d
-			worst = max(worst, d)
-			time.Sleep(time.Duration(37*i%100) * time.Millisecond)
-		}
-		t.Logf("latency: mean %v, worst %v", sum/n, worst)
-		limit := 250 * time.Millisecond
-		if poll {
-			limit = 800 * time.Millisecond
-		}
-		if worst > limit {
-			t.Errorf("worst latency %v, want at most %v", worst, limit)
-		}
-	})
-}
-
 func TestLongLineSkippedWhole(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "mail.log")
 	long := bytes.Repeat([]byte("x"), 1<<20)
@@ -364,4 +336,33 @@ func TestTwoSourcesOneFile(t *testing.T) {
 	writeFile(t, path, numbered(6, 8))
 	equal(t, a.texts(5, wait), numberedList(3, 8))
 	equal(t, b.texts(5, wait), numberedList(3, 8))
+}
+
+// A File run again after Run returned resumes after the last line it
+// handed out: the daemon restarts a failed source this way.
+func TestRunAgainResumes(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "mail.log")
+	writeFile(t, path, numbered(1, 4))
+	r := startFile(t, path, Start{}, FileOptions{})
+	equal(t, r.texts(3, 5*time.Second), numberedList(1, 4))
+	r.stop()
+	appendTo(t, path, numbered(4, 7))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- r.f.Run(ctx, r.lines) }()
+	var got []string
+	for len(got) < 3 {
+		select {
+		case l := <-r.lines:
+			got = append(got, string(l.Text))
+		case <-time.After(5 * time.Second):
+			t.Fatalf("got %q, then nothing", got)
+		}
+	}
+	equal(t, got, numberedList(4, 7))
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
 }

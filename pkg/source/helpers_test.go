@@ -61,7 +61,7 @@ func (h *recorder) count(words ...string) int {
 	return n
 }
 
-func (h *recorder) dump(t *testing.T) {
+func (h *recorder) dump(t testing.TB) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, r := range *h.recs {
@@ -73,7 +73,7 @@ func (h *recorder) dump(t *testing.T) {
 
 // running is a File being run by a test.
 type running struct {
-	t      *testing.T
+	t      testing.TB
 	f      *File
 	rec    *recorder
 	lines  chan Line
@@ -82,7 +82,7 @@ type running struct {
 	once   sync.Once
 }
 
-func startFile(t *testing.T, path string, st Start, opts FileOptions) *running {
+func startFile(t testing.TB, path string, st Start, opts FileOptions) *running {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{t: t, rec: newRecorder(), lines: make(chan Line, 4096), cancel: cancel, done: make(chan error, 1)}
@@ -152,7 +152,7 @@ func (r *running) none(d time.Duration) {
 	}
 }
 
-func appendTo(t *testing.T, path, s string) {
+func appendTo(t testing.TB, path, s string) {
 	t.Helper()
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 	if err != nil {
@@ -166,7 +166,7 @@ func appendTo(t *testing.T, path, s string) {
 	}
 }
 
-func writeFile(t *testing.T, path, s string) {
+func writeFile(t testing.TB, path, s string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
 		t.Fatal(err)

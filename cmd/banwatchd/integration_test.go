@@ -1,0 +1,637 @@
+package main
+
+// Integration tests of the real banwatchd binary: built once, run inside
+// network namespaces these tests create, banning through the kernel's
+// nftables, checked with the nft tool and with real TCP connections over a
+// veth pair. They need root and the nft and ip tools, and skip without them.
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/banwatch/banwatch/internal/testutil"
+)
+
+var daemonBin string // built by TestMain when the integration tests can run
+
+func TestMain(m *testing.M) {
+	code := func() int {
+		dir, err := os.MkdirTemp("", "banwatchd-test")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		if os.Geteuid() == 0 {
+			bin := filepath.Join(dir, "banwatchd")
+			gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
+			out, err := exec.Command(gobin, "build", "-o", bin, ".").CombinedOutput()
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "building banwatchd: %v\n%s", err, out)
+				return 1
+			}
+			daemonBin = bin
+		}
+		return m.Run()
+	}()
+	os.Exit(code)
+}
+
+// needRoot skips a test that needs namespaces and nftables.
+func needRoot(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("integration test: skipped with -short")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for network namespaces and nftables (run `make check` as root)")
+	}
+	for _, tool := range []string{"ip", "nft"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("needs the %s tool (Debian: iproute2, nftables; `make deps` installs them)", tool)
+		}
+	}
+}
+
+// netns is a network namespace made for one test.
+type netns struct{ name string }
+
+func newNetns(t *testing.T) *netns {
+	t.Helper()
+	n := &netns{name: fmt.Sprintf("bwt%d-%x", os.Getpid(), rand.Uint32())}
+	sh(t, "ip", "netns", "add", n.name)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", n.name).Run() })
+	sh(t, "ip", "-n", n.name, "link", "set", "lo", "up")
+	return n
+}
+
+func (n *netns) command(name string, args ...string) *exec.Cmd {
+	return exec.Command("ip", append([]string{"netns", "exec", n.name, name}, args...)...)
+}
+
+// do runs fn on an OS thread inside n: sockets it opens belong to n.
+func (n *netns) do(t *testing.T, fn func()) {
+	t.Helper()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	orig, err := os.Open("/proc/thread-self/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer orig.Close()
+	target, err := os.Open("/run/netns/" + n.name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer target.Close()
+	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
+			panic(err) // the thread is in the wrong namespace; better to die
+		}
+	}()
+	fn()
+}
+
+func sh(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// env is a configuration directory with the postfix jail on a temporary log.
+type env struct {
+	t       *testing.T
+	ns      *netns
+	dir     string
+	logPath string
+	state   string
+}
+
+func newEnv(t *testing.T, ns *netns, extra string) *env {
+	t.Helper()
+	dir := t.TempDir()
+	e := &env{t: t, ns: ns, dir: dir, state: filepath.Join(dir, "state")}
+	e.logPath = testutil.PostfixConfig(t, dir, extra)
+	return e
+}
+
+var (
+	writeFile = testutil.WriteFile
+	failures  = testutil.SASLFailures
+)
+
+func (e *env) appendLines(lines ...string) { testutil.AppendLines(e.t, e.logPath, lines...) }
+
+// startInNetns runs banwatchd on a fresh configuration in a fresh network
+// namespace.
+func startInNetns(t *testing.T) (*env, *daemonProc) {
+	t.Helper()
+	needRoot(t)
+	e := newEnv(t, newNetns(t), "")
+	return e, e.start()
+}
+
+// daemonProc is a running banwatchd.
+type daemonProc struct {
+	cmd    *exec.Cmd
+	stderr testutil.Buffer
+	ready  chan struct{}
+	done   chan struct{}
+}
+
+func (d *daemonProc) log() string { return d.stderr.String() }
+
+// start runs banwatchd in e's namespace and waits until it is ready.
+func (e *env) start(args ...string) *daemonProc {
+	e.t.Helper()
+	d := &daemonProc{ready: make(chan struct{}), done: make(chan struct{})}
+	d.cmd = e.ns.command(daemonBin, append([]string{"--config", e.dir, "--log-level", "debug"}, args...)...)
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	d.cmd.Stderr = pw
+	if err := d.cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	pw.Close()
+	go func() {
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 1<<16), 1<<20)
+		once := sync.Once{}
+		for sc.Scan() {
+			d.stderr.Write(append(sc.Bytes(), '\n'))
+			if strings.Contains(sc.Text(), "msg=\"banwatchd running\"") {
+				once.Do(func() { close(d.ready) })
+			}
+		}
+	}()
+	go func() {
+		d.cmd.Wait()
+		close(d.done)
+	}()
+	e.t.Cleanup(func() { d.kill() })
+	select {
+	case <-d.ready:
+	case <-d.done:
+		e.t.Fatalf("banwatchd exited at start:\n%s", d.log())
+	case <-time.After(15 * time.Second):
+		e.t.Fatalf("banwatchd not ready in 15s:\n%s", d.log())
+	}
+	return d
+}
+
+func (d *daemonProc) kill() {
+	d.cmd.Process.Signal(syscall.SIGKILL)
+	<-d.done
+}
+
+// stop sends SIGTERM and waits for the exit.
+func (d *daemonProc) stop(t *testing.T) {
+	t.Helper()
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("banwatchd did not stop on SIGTERM:\n%s", d.log())
+	}
+	if code := d.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("banwatchd exit status %d:\n%s", code, d.log())
+	}
+}
+
+// element is one element of an nftables set as `nft -j` lists it.
+type element struct {
+	Val     string
+	Timeout time.Duration
+	Expires time.Duration
+}
+
+// setName returns the name the backend gives the set of kind (postfix_v4)
+// now: the backend adds a generation number, which a rebuild changes.
+func (e *env) setName(kind string) string {
+	e.t.Helper()
+	out, err := e.ns.command("nft", "-j", "list", "sets", "inet").CombinedOutput()
+	if err != nil {
+		e.t.Fatalf("nft list sets: %v\n%s", err, out)
+	}
+	var doc struct {
+		Nftables []struct {
+			Set *struct {
+				Name  string `json:"name"`
+				Table string `json:"table"`
+			} `json:"set"`
+		} `json:"nftables"`
+	}
+	if err := json.Unmarshal(out, &doc); err != nil {
+		e.t.Fatalf("nft -j output: %v\n%s", err, out)
+	}
+	for _, o := range doc.Nftables {
+		if o.Set != nil && o.Set.Table == "banwatch" && (o.Set.Name == kind || strings.HasPrefix(o.Set.Name, kind+"_")) {
+			return o.Set.Name
+		}
+	}
+	return ""
+}
+
+// setElements lists the elements of the set of kind in the namespace; none
+// when the set is missing.
+func (e *env) setElements(kind string) map[string]element {
+	e.t.Helper()
+	var out []byte
+	for try := 0; ; try++ {
+		set := e.setName(kind)
+		if set == "" {
+			return nil
+		}
+		var err error
+		out, err = e.ns.command("nft", "-j", "list", "set", "inet", "banwatch", set).CombinedOutput()
+		if err == nil {
+			break
+		}
+		// A rebuild may have replaced the set between the two listings.
+		if try == 5 {
+			e.t.Fatalf("nft list set %s: %v\n%s", set, err, out)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	var doc struct {
+		Nftables []map[string]json.RawMessage `json:"nftables"`
+	}
+	if err := json.Unmarshal(out, &doc); err != nil {
+		e.t.Fatalf("nft -j output: %v\n%s", err, out)
+	}
+	els := map[string]element{}
+	for _, obj := range doc.Nftables {
+		raw, ok := obj["set"]
+		if !ok {
+			continue
+		}
+		var s struct {
+			Elem []json.RawMessage `json:"elem"`
+		}
+		if err := json.Unmarshal(raw, &s); err != nil {
+			e.t.Fatal(err)
+		}
+		for _, r := range s.Elem {
+			var plain string
+			if json.Unmarshal(r, &plain) == nil {
+				els[plain] = element{Val: plain}
+				continue
+			}
+			var wrapped struct {
+				Elem struct {
+					Val     json.RawMessage `json:"val"`
+					Timeout int64           `json:"timeout"`
+					Expires int64           `json:"expires"`
+				} `json:"elem"`
+			}
+			if err := json.Unmarshal(r, &wrapped); err != nil {
+				e.t.Fatalf("element %s: %v", r, err)
+			}
+			val := strings.Trim(string(wrapped.Elem.Val), `"`)
+			var pfx struct {
+				Prefix struct {
+					Addr string `json:"addr"`
+					Len  int    `json:"len"`
+				} `json:"prefix"`
+			}
+			if json.Unmarshal(wrapped.Elem.Val, &pfx) == nil && pfx.Prefix.Addr != "" {
+				val = fmt.Sprintf("%s/%d", pfx.Prefix.Addr, pfx.Prefix.Len)
+			}
+			els[val] = element{Val: val, Timeout: time.Duration(wrapped.Elem.Timeout) * time.Second,
+				Expires: time.Duration(wrapped.Elem.Expires) * time.Second}
+		}
+	}
+	return els
+}
+
+// waitElement waits until addr is in set and returns it with the time it took.
+func (e *env) waitElement(set, addr string, within time.Duration) (element, time.Duration) {
+	e.t.Helper()
+	start := time.Now()
+	for {
+		if el, ok := e.setElements(set)[addr]; ok {
+			return el, time.Since(start)
+		}
+		if time.Since(start) > within {
+			e.t.Fatalf("%s not in set %s within %v", addr, set, within)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+const v4set = "postfix_v4"
+
+func TestDaemonBansIntoNftables(t *testing.T) {
+	e, d := startInNetns(t)
+	e.appendLines(append(failures("198.51.100.9", 2), "Nov 28 00:00:00 mx postfix/smtpd[1]: connect from unknown[198.51.100.10]")...)
+	e.appendLines(failures("203.0.113.7", 5)...)
+	el, took := e.waitElement(v4set, "203.0.113.7", time.Second)
+	t.Logf("banned in the kernel %v after the fifth strike was written", took.Round(time.Millisecond))
+	week := 7 * 24 * time.Hour
+	if el.Expires < week-time.Minute || el.Expires > week {
+		t.Errorf("element expires in %v, want about 7 days", el.Expires)
+	}
+	els := e.setElements(v4set)
+	for _, benign := range []string{"198.51.100.9", "198.51.100.10"} {
+		if _, ok := els[benign]; ok {
+			t.Errorf("%s banned", benign)
+		}
+	}
+	d.stop(t)
+	// The kernel keeps the ban after the daemon stops.
+	if _, ok := e.setElements(v4set)["203.0.113.7"]; !ok {
+		t.Errorf("the ban left the kernel when banwatchd stopped")
+	}
+}
+
+// Two namespaces joined by a veth pair: the banned client's new connections
+// to port 25 go nowhere, another client's still connect.
+func TestBannedClientCannotConnect(t *testing.T) {
+	needRoot(t)
+	srv, cli := newNetns(t), newNetns(t)
+	sh(t, "ip", "link", "add", "bw-s", "netns", srv.name, "type", "veth", "peer", "name", "bw-c", "netns", cli.name)
+	sh(t, "ip", "-n", srv.name, "addr", "add", "10.99.0.1/24", "dev", "bw-s")
+	sh(t, "ip", "-n", cli.name, "addr", "add", "10.99.0.2/24", "dev", "bw-c")
+	sh(t, "ip", "-n", cli.name, "addr", "add", "10.99.0.3/24", "dev", "bw-c")
+	sh(t, "ip", "-n", srv.name, "link", "set", "bw-s", "up")
+	sh(t, "ip", "-n", cli.name, "link", "set", "bw-c", "up")
+
+	var ln net.Listener
+	srv.do(t, func() {
+		var err error
+		ln, err = net.Listen("tcp", "10.99.0.1:25")
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Write([]byte("220 mx ESMTP\r\n"))
+			c.Close()
+		}
+	}()
+	connects := func(from string) bool {
+		var err error
+		cli.do(t, func() {
+			d := net.Dialer{Timeout: time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+			var c net.Conn
+			c, err = d.Dial("tcp", "10.99.0.1:25")
+			if err == nil {
+				c.Close()
+			}
+		})
+		return err == nil
+	}
+	if !connects("10.99.0.2") || !connects("10.99.0.3") {
+		t.Fatal("clients cannot connect before any ban")
+	}
+
+	e := newEnv(t, srv, "")
+	e.start()
+	e.appendLines(failures("10.99.0.2", 5)...)
+	e.waitElement(v4set, "10.99.0.2", time.Second)
+	if connects("10.99.0.2") {
+		t.Error("the banned client still connects")
+	}
+	if !connects("10.99.0.3") {
+		t.Error("the other client cannot connect")
+	}
+}
+
+// SIGKILL right after a ban, a flushed ruleset (as after a reboot), lines
+// written while the daemon was down: on restart the ban is back with its
+// remaining time, and each line was read once.
+func TestRestartAfterKillAndReboot(t *testing.T) {
+	e, d := startInNetns(t)
+	e.appendLines(append(append(failures("203.0.113.1", 3), failures("203.0.113.2", 3)...), failures("203.0.113.7", 5)...)...)
+	before, _ := e.waitElement(v4set, "203.0.113.7", time.Second)
+	d.kill()
+	sh(t, "ip", "netns", "exec", e.ns.name, "nft", "flush", "ruleset")
+	// While down: A gets its 4th and 5th strike (banned on restart), B one
+	// more (4: not banned unless its first three counted twice), C four
+	// (not banned unless read twice).
+	e.appendLines(append(append(failures("203.0.113.1", 2), failures("203.0.113.2", 1)...), failures("203.0.113.3", 4)...)...)
+	time.Sleep(1100 * time.Millisecond) // let the ban's remaining time visibly shrink
+	d = e.start()
+	after, _ := e.waitElement(v4set, "203.0.113.7", time.Second)
+	if after.Expires >= before.Expires || after.Expires < before.Expires-time.Minute {
+		t.Errorf("restored ban expires in %v; before the kill %v: want the remaining time", after.Expires, before.Expires)
+	}
+	e.waitElement(v4set, "203.0.113.1", time.Second)
+	time.Sleep(300 * time.Millisecond)
+	els := e.setElements(v4set)
+	for _, a := range []string{"203.0.113.2", "203.0.113.3"} {
+		if _, ok := els[a]; ok {
+			t.Errorf("%s banned: a line was counted twice", a)
+		}
+	}
+	d.stop(t)
+}
+
+// The ruleset flushed or the table deleted while the daemon runs: repaired.
+func TestRepairsFlushedRuleset(t *testing.T) {
+	e, d := startInNetns(t)
+	e.appendLines(failures("203.0.113.7", 5)...)
+	e.waitElement(v4set, "203.0.113.7", time.Second)
+	sh(t, "ip", "netns", "exec", e.ns.name, "nft", "flush", "ruleset")
+	e.waitElement(v4set, "203.0.113.7", 5*time.Second)
+	sh(t, "ip", "netns", "exec", e.ns.name, "nft", "delete", "element", "inet", "banwatch", e.setName(v4set), "{ 203.0.113.7 }")
+	e.waitElement(v4set, "203.0.113.7", 5*time.Second)
+	d.stop(t)
+}
+
+// Rotation both ways mid-stream: no strike lost, none counted twice.
+func TestRotation(t *testing.T) {
+	e, d := startInNetns(t)
+	marker := 0
+	// settle waits until everything written so far was read: a fresh
+	// address with five strikes is banned.
+	settle := func() {
+		marker++
+		a := fmt.Sprintf("192.0.2.%d", marker)
+		e.appendLines(failures(a, 5)...)
+		e.waitElement(v4set, a, 2*time.Second)
+	}
+	// Rename and create: 3 strikes before, 2 after.
+	e.appendLines(failures("203.0.113.10", 3)...)
+	settle()
+	if err := os.Rename(e.logPath, e.logPath+".1"); err != nil {
+		t.Fatal(err)
+	}
+	e.appendLines(failures("203.0.113.10", 2)...)
+	e.waitElement(v4set, "203.0.113.10", 3*time.Second)
+	settle()
+	// Copy and truncate: 4 strikes before, then the copy and truncation; a
+	// re-read would make 8.
+	e.appendLines(failures("203.0.113.11", 4)...)
+	settle()
+	data, err := os.ReadFile(e.logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, e.logPath+".2", string(data))
+	if err := os.Truncate(e.logPath, 0); err != nil {
+		t.Fatal(err)
+	}
+	settle()
+	if _, ok := e.setElements(v4set)["203.0.113.11"]; ok {
+		t.Fatal("203.0.113.11 banned after copytruncate: its lines were read twice")
+	}
+	e.appendLines(failures("203.0.113.11", 1)...)
+	e.waitElement(v4set, "203.0.113.11", 2*time.Second)
+	d.stop(t)
+}
+
+// Bad input is skipped and counted; the daemon keeps banning.
+func TestBadInput(t *testing.T) {
+	e, d := startInNetns(t)
+	e.appendLines(testutil.BadLines("198.51.100.66")...)
+	e.appendLines(failures("203.0.113.50", 5)...)
+	e.waitElement(v4set, "203.0.113.50", 2*time.Second)
+	if _, ok := e.setElements(v4set)["198.51.100.66"]; ok {
+		t.Errorf("text inside a skipped long line was taken")
+	}
+	d.stop(t)
+	if !strings.Contains(d.log(), "skipped=1") {
+		t.Errorf("the long line was not counted as skipped:\n%s", tail(d.log(), 20))
+	}
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// The README's run command: no configuration, no mail logs. banwatchd says
+// which jails wait for which logs and keeps running.
+func TestRunsWithEmbeddedDefaults(t *testing.T) {
+	needRoot(t)
+	ns := newNetns(t)
+	e := &env{t: t, ns: ns, dir: filepath.Join(t.TempDir(), "absent")}
+	d := e.start("--state-dir", filepath.Join(t.TempDir(), "state"))
+	time.Sleep(500 * time.Millisecond)
+	select {
+	case <-d.done:
+		t.Fatalf("banwatchd exited:\n%s", d.log())
+	default:
+	}
+	log := d.log()
+	for _, j := range []string{"postfix", "exim", "icewarp", "dovecot", "sshd"} {
+		if !strings.Contains(log, "msg=\"jail waits for its logs\" jail="+j) && !strings.Contains(log, "msg=\"jail started\" jail="+j) {
+			t.Errorf("nothing said about jail %s:\n%s", j, log)
+		}
+	}
+	if !strings.Contains(log, `msg="jail waits for its logs" jail=icewarp logs=/opt/icewarp/logs/smtp/s*.log`) {
+		t.Errorf("icewarp's wait not reported:\n%s", log)
+	}
+	d.stop(t)
+}
+
+// With firewall = "log", banwatchd runs as an unprivileged user.
+func TestLogOnlyWithoutRoot(t *testing.T) {
+	needRoot(t) // to become nobody
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		t.Skip("needs setpriv (util-linux)")
+	}
+	dir, err := os.MkdirTemp("", "banwatch-nobody")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	os.Chmod(dir, 0o777)
+	logPath := filepath.Join(dir, "mail.log")
+	writeFile(t, filepath.Join(dir, "banwatch.toml"), fmt.Sprintf("[daemon]\nstate_dir = %q\nfirewall = \"log\"\n", filepath.Join(dir, "state")))
+	writeFile(t, filepath.Join(dir, "jails", "test.toml"), fmt.Sprintf("[postfix]\nenabled = true\nlogs = [%q]\n", logPath))
+	writeFile(t, logPath, "")
+	cmd := exec.Command("setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", daemonBin, "--config", dir)
+	var out testutil.Buffer
+	cmd.Stderr = &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	e := &env{t: t, logPath: logPath}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(out.String(), "banwatchd running") {
+		if time.Now().After(deadline) {
+			t.Fatalf("not running as nobody:\n%s", out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	e.appendLines(failures("203.0.113.7", 5)...)
+	for !strings.Contains(out.String(), "msg=ban jail=postfix ip=203.0.113.7") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no ban logged:\n%s", out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("exit: %v\n%s", err, out.String())
+	}
+}
+
+// SIGHUP with a broken configuration is refused; the old one keeps running.
+func TestReloadRefusesBrokenConfig(t *testing.T) {
+	e, d := startInNetns(t)
+	writeFile(t, filepath.Join(e.dir, "jails", "broken.toml"), "[postfix2]\nfilter = \"postfix\"\nlogs = [\"/x\"]\nmax_strikes = \"five\"\n")
+	d.cmd.Process.Signal(syscall.SIGHUP)
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(d.log(), "reload refused") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no refusal logged:\n%s", d.log())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(d.log(), "broken.toml:4") {
+		t.Errorf("the refusal does not name file and line:\n%s", d.log())
+	}
+	e.appendLines(failures("203.0.113.8", 5)...)
+	e.waitElement(v4set, "203.0.113.8", 2*time.Second)
+	// A good configuration is taken, without dropping bans.
+	os.Remove(filepath.Join(e.dir, "jails", "broken.toml"))
+	writeFile(t, filepath.Join(e.dir, "jails", "test.toml"), fmt.Sprintf("[postfix]\nenabled = true\nmax_strikes = 2\nlogs = [%q]\n[exim]\nenabled = false\n[dovecot]\nenabled = false\n[icewarp]\nenabled = false\n[sshd]\nenabled = false\n", e.logPath))
+	d.cmd.Process.Signal(syscall.SIGHUP)
+	for !strings.Contains(d.log(), "configuration reloaded") {
+		if time.Now().After(deadline) {
+			t.Fatalf("not reloaded:\n%s", d.log())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	e.appendLines(failures("203.0.113.9", 2)...)
+	e.waitElement(v4set, "203.0.113.9", 2*time.Second)
+	if _, ok := e.setElements(v4set)["203.0.113.8"]; !ok {
+		t.Error("the reload dropped a ban")
+	}
+	d.stop(t)
+}

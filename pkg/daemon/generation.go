@@ -1,0 +1,417 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/banwatch/banwatch/pkg/ban"
+	"github.com/banwatch/banwatch/pkg/config"
+	"github.com/banwatch/banwatch/pkg/event"
+	"github.com/banwatch/banwatch/pkg/filter"
+	"github.com/banwatch/banwatch/pkg/firewall"
+	"github.com/banwatch/banwatch/pkg/jail"
+	"github.com/banwatch/banwatch/pkg/logtime"
+	"github.com/banwatch/banwatch/pkg/offline"
+	"github.com/banwatch/banwatch/pkg/source"
+	"github.com/banwatch/banwatch/pkg/store"
+)
+
+// Tuning of the pipeline.
+const (
+	linesBuffer   = 8192 // lines in flight between sources and the processor
+	batchLines    = 8192 // lines per batch at most, when lines keep coming
+	batchMaxAge   = 50 * time.Millisecond
+	sweepEvery    = time.Minute      // jails forget stale strikes
+	expireEvery   = time.Minute      // the store closes expired bans
+	checkEvery    = 30 * time.Second // the firewall's table is checked
+	pruneEvery    = time.Hour        // old strikes and history are deleted
+	repairDelay   = 250 * time.Millisecond
+	retryStrikes  = 1_000_000 // strikes kept for a store that fails, at most
+	errorLogEvery = time.Minute
+)
+
+// jailRun is one running jail: its configuration, filter, window and
+// counters. The counters are written by the processor and read by anyone.
+type jailRun struct {
+	cfg    config.Jail
+	filter *filter.Filter
+	jail   *jail.Jail
+	logs   []string // the logs followed
+	log    *slog.Logger
+
+	lines, events, unparsable, strikes, bans atomic.Int64
+}
+
+// generation is one run of one configuration.
+type generation struct {
+	cfg     *config.Config
+	log     *slog.Logger
+	store   *store.Store
+	backend firewall.Backend
+	poll    bool
+
+	jails    []*jailRun
+	byPath   map[string][]*jailRun // exact log path → jails reading it
+	patterns map[string][]*jailRun // log pattern → jails reading it
+	resolved map[string][]*jailRun // file of a pattern → jails (processor only)
+	refs     map[string]time.Time  // file of a pattern → the date in its name (processor only)
+	evidence map[string]int        // jail → evidence lines kept per ban
+
+	skipped atomic.Int64 // lines too long to take
+}
+
+// batch is what the processor hands the committer.
+type batch struct {
+	positions map[string]source.Position
+	strikes   []ban.Strike
+	bans      []*ban.Ban
+	lines     int
+	started   time.Time
+}
+
+func newBatch() *batch {
+	return &batch{positions: map[string]source.Position{}}
+}
+
+func (b *batch) empty() bool {
+	return len(b.positions) == 0 && len(b.strikes) == 0 && len(b.bans) == 0
+}
+
+// run runs the generation until ctx is done (returns false) or a reload is
+// asked for (returns true).
+func (g *generation) run(ctx context.Context, reload <-chan struct{}, ready func()) (bool, error) {
+	if err := g.build(); err != nil {
+		return false, err
+	}
+	start := now()
+	if err := g.restore(ctx, start); err != nil {
+		return false, err
+	}
+	sources, err := g.sources(ctx, start)
+	if err != nil {
+		return false, err
+	}
+
+	genCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	lines := make(chan source.Line, linesBuffer)
+	batches := make(chan *batch, 1)
+	repair := make(chan struct{}, 1)
+	var reloading atomic.Bool
+
+	// The processor and committer stop on their own terms (after a final
+	// batch), so they are not in the sources' group.
+	srcs, srcCtx := errgroup.WithContext(genCtx)
+	for _, s := range sources {
+		srcs.Go(func() error { return g.keepRunning(srcCtx, s, lines) })
+	}
+	var pipe errgroup.Group
+	pipe.Go(func() error { return g.process(srcCtx, lines, batches) })
+	pipe.Go(func() error { return g.commit(genCtx, batches, repair) })
+	if w, ok := g.backend.(firewall.Watcher); ok {
+		srcs.Go(func() error {
+			err := w.Watch(srcCtx, func() {
+				select {
+				case repair <- struct{}{}:
+				default:
+				}
+			})
+			if err != nil {
+				g.log.Warn("cannot watch the firewall for changes by others; the periodic check remains", "err", err)
+			}
+			return nil
+		})
+	}
+	srcs.Go(func() error {
+		select {
+		case <-reload:
+			reloading.Store(true)
+			cancel()
+		case <-srcCtx.Done():
+		}
+		return nil
+	})
+	if ready != nil {
+		ready()
+	}
+	srcErr := srcs.Wait()
+	cancel()
+	pipeErr := pipe.Wait()
+	g.summary()
+	if pipeErr != nil {
+		return false, pipeErr
+	}
+	if srcErr != nil && ctx.Err() == nil {
+		return false, srcErr
+	}
+	return reloading.Load() && ctx.Err() == nil, nil
+}
+
+// build makes the jails of the configuration.
+func (g *generation) build() error {
+	own := ownAddrs(g.log)
+	g.byPath = map[string][]*jailRun{}
+	g.patterns = map[string][]*jailRun{}
+	g.resolved = map[string][]*jailRun{}
+	g.refs = map[string]time.Time{}
+	g.evidence = map[string]int{}
+	for _, jc := range g.cfg.Jails {
+		if jc.Enabled == config.EnabledFalse {
+			g.log.Debug("jail disabled", "jail", jc.Name)
+			continue
+		}
+		f := g.cfg.Filters[jc.Filter]
+		if f == nil {
+			return fmt.Errorf("daemon: jail %q: no filter %q", jc.Name, jc.Filter)
+		}
+		ignore := append(append(append([]netip.Prefix(nil), g.cfg.Daemon.Ignore...), jc.Ignore...), own...)
+		jr := &jailRun{
+			cfg:    jc,
+			filter: f,
+			jail: jail.New(jail.Config{
+				Name: jc.Name, MaxStrikes: jc.MaxStrikes, FindTime: jc.FindTime, BanTime: jc.BanTime,
+				Weights: jc.Weights, MaxTracked: jc.MaxTracked,
+			}, jail.NewIgnore(ignore...)),
+			log: g.log.With("jail", jc.Name),
+		}
+		g.evidence[jc.Name] = jc.Evidence
+		present := jc.LogsPresent()
+		switch {
+		case jc.Enabled == config.EnabledTrue || len(present) == 0:
+			jr.logs = jc.Logs
+		default:
+			jr.logs = present
+		}
+		if len(present) == 0 {
+			jr.log.Info("jail waits for its logs", "logs", strings.Join(jc.Logs, " "), "ports", jc.Ports)
+		} else {
+			jr.log.Info("jail started", "logs", strings.Join(jr.logs, " "), "ports", jc.Ports,
+				"max_strikes", jc.MaxStrikes, "find_time", config.FormatDuration(jc.FindTime),
+				"ban_time", config.FormatDuration(jc.BanTime))
+		}
+		for _, p := range jr.logs {
+			if config.IsPattern(p) {
+				g.patterns[p] = append(g.patterns[p], jr)
+			} else {
+				g.byPath[p] = append(g.byPath[p], jr)
+			}
+		}
+		g.jails = append(g.jails, jr)
+	}
+	if len(g.jails) == 0 {
+		g.log.Warn("no jail is enabled; banwatchd only keeps the stored bans in place")
+	}
+	return nil
+}
+
+// fwJails lists the jails for the firewall.
+func (g *generation) fwJails() []firewall.Jail {
+	out := make([]firewall.Jail, 0, len(g.jails))
+	for _, jr := range g.jails {
+		out = append(out, firewall.Jail{Name: jr.cfg.Name, Ports: jr.cfg.Ports})
+	}
+	return out
+}
+
+func (g *generation) jailRun(name string) *jailRun {
+	for _, jr := range g.jails {
+		if jr.cfg.Name == name {
+			return jr
+		}
+	}
+	return nil
+}
+
+// restore makes the kernel hold the store's active bans, tells the jails
+// which addresses are banned, and rebuilds their windows from the stored
+// strikes.
+func (g *generation) restore(ctx context.Context, t time.Time) error {
+	if err := g.backend.Setup(ctx, g.fwJails()); err != nil {
+		return fmt.Errorf("daemon: %w", err)
+	}
+	if n, err := g.store.Expire(ctx, t); err != nil {
+		return fmt.Errorf("daemon: %w", err)
+	} else if n > 0 {
+		g.log.Info("bans that ran out while banwatchd was stopped closed", "count", n)
+	}
+	active, err := g.store.Active(ctx, t)
+	if err != nil {
+		return fmt.Errorf("daemon: %w", err)
+	}
+	entries, orphans := g.entries(active, t)
+	if err := g.backend.Reconcile(ctx, entries); err != nil {
+		return fmt.Errorf("daemon: %w", err)
+	}
+	if orphans > 0 {
+		g.log.Warn("active bans of jails that are not running stay in the store but not in the kernel", "count", orphans)
+	}
+	g.log.Info("bans restored", "count", len(entries), "took", time.Since(t).Round(time.Millisecond))
+
+	// Windows first, then the ban marks: replay decides nothing, and a strike
+	// that made a ban was spent on it.
+	var maxFind time.Duration
+	for _, jr := range g.jails {
+		maxFind = max(maxFind, jr.cfg.FindTime)
+	}
+	strikes, err := g.store.Strikes(ctx, t.Add(-maxFind))
+	if err != nil {
+		return fmt.Errorf("daemon: %w", err)
+	}
+	for i := range strikes {
+		s := &strikes[i]
+		if jr := g.jailRun(s.Jail); jr != nil && !s.Time.Before(t.Add(-jr.cfg.FindTime)) {
+			jr.jail.Replay(&event.Event{Time: s.Time, Addr: s.Addr, Kind: s.Kind})
+		}
+	}
+	for i := range active {
+		if jr := g.jailRun(active[i].Jail); jr != nil {
+			jr.jail.MarkBanned(active[i].Prefix, active[i].End)
+		}
+	}
+	return nil
+}
+
+// entries turns bans into firewall entries with their remaining time at t,
+// leaving out bans of jails not running (counted as orphans).
+func (g *generation) entries(bans []ban.Ban, t time.Time) (out []firewall.Entry, orphans int) {
+	out = make([]firewall.Entry, 0, len(bans))
+	for i := range bans {
+		b := &bans[i]
+		jr := g.jailRun(b.Jail)
+		if jr == nil {
+			orphans++
+			continue
+		}
+		if e, ok := entry(b, jr.cfg.BanTime, t); ok {
+			out = append(out, e)
+		}
+	}
+	return out, orphans
+}
+
+// entry is b's firewall entry at t: the time left, never more than the
+// ban's own length (a clock that jumps back must not lengthen a ban).
+func entry(b *ban.Ban, banTime time.Duration, t time.Time) (firewall.Entry, bool) {
+	left := b.Remaining(t)
+	if full := b.End.Sub(b.Start); full > 0 && left > full {
+		left = full
+	}
+	if left < time.Second {
+		return firewall.Entry{}, false
+	}
+	return firewall.Entry{Jail: b.Jail, Prefix: b.Prefix, Timeout: left.Truncate(time.Second)}, true
+}
+
+// sources makes one source per log path (or pattern).
+func (g *generation) sources(ctx context.Context, t time.Time) ([]source.Source, error) {
+	positions, err := g.store.Positions(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("daemon: %w", err)
+	}
+	findOf := func(jrs []*jailRun) time.Duration {
+		var d time.Duration
+		for _, jr := range jrs {
+			d = max(d, jr.cfg.FindTime)
+		}
+		return d
+	}
+	var out []source.Source
+	paths := make([]string, 0, len(g.byPath))
+	for p := range g.byPath {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	for _, p := range paths {
+		start := source.Start{Resume: positions[p], Since: t.Add(-findOf(g.byPath[p]))}
+		out = append(out, source.NewFile(p, start, g.log.With("log", p), g.fileOptions(p)))
+	}
+	pats := make([]string, 0, len(g.patterns))
+	for p := range g.patterns {
+		pats = append(pats, p)
+	}
+	sort.Strings(pats)
+	for _, p := range pats {
+		out = append(out, &patternSource{
+			pattern: p, positions: positions, since: t.Add(-findOf(g.patterns[p])),
+			log: g.log.With("log", p), newFile: func(path string, start source.Start) source.Source {
+				return source.NewFile(path, start, g.log.With("log", path), g.fileOptions(path))
+			},
+		})
+	}
+	return out, nil
+}
+
+func (g *generation) fileOptions(path string) source.FileOptions {
+	return source.FileOptions{
+		Poll: g.poll,
+		ParseTime: func(line []byte) (time.Time, bool) {
+			ref := now()
+			if r, ok := offline.RefFromName(path, time.Local); ok {
+				ref = r
+			}
+			t, _, ok := logtime.ParsePrefix(line, ref)
+			return t, ok
+		},
+	}
+}
+
+// jailsFor returns the jails reading path (processor only).
+func (g *generation) jailsFor(path string) []*jailRun {
+	if jrs, ok := g.byPath[path]; ok {
+		return jrs
+	}
+	if jrs, ok := g.resolved[path]; ok {
+		return jrs
+	}
+	var jrs []*jailRun
+	for p, pj := range g.patterns {
+		if ok, _ := filepath.Match(p, path); ok {
+			jrs = append(jrs, pj...)
+		}
+	}
+	g.resolved[path] = jrs
+	if r, ok := offline.RefFromName(path, time.Local); ok {
+		g.refs[path] = r
+	}
+	return jrs
+}
+
+// summary logs what the generation read and did.
+func (g *generation) summary() {
+	for _, jr := range g.jails {
+		jr.log.Info("jail summary", "lines", jr.lines.Load(), "events", jr.events.Load(),
+			"unparsable", jr.unparsable.Load(), "strikes", jr.strikes.Load(), "bans", jr.bans.Load(),
+			"tracked", jr.jail.Tracked())
+	}
+	g.log.Info("stopped reading", "skipped", g.skipped.Load())
+}
+
+// sourceRetry is how long a source that failed waits before it starts again.
+const sourceRetry = 10 * time.Second
+
+// keepRunning runs s until ctx is done; a source that fails (its log became
+// a directory or a FIFO, say) is logged and started again after a pause, so
+// one bad log never stops the daemon or the other logs.
+func (g *generation) keepRunning(ctx context.Context, s source.Source, out chan<- source.Line) error {
+	for {
+		err := s.Run(ctx, out)
+		if ctx.Err() != nil {
+			return nil
+		}
+		g.log.Error("a log source failed; trying again", "err", err, "in", sourceRetry)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(sourceRetry):
+		}
+	}
+}
