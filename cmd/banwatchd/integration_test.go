@@ -519,6 +519,10 @@ func TestBadInput(t *testing.T) {
 		t.Errorf("text inside a skipped long line was taken")
 	}
 	d.stop(t)
+	// The garbage line and the line with a broken timestamp have no time.
+	if !strings.Contains(d.log(), "unparsable=2") {
+		t.Errorf("lines without a usable time were not counted:\n%s", tail(d.log(), 20))
+	}
 	if !strings.Contains(d.log(), "skipped=1") {
 		t.Errorf("the long line was not counted as skipped:\n%s", tail(d.log(), 20))
 	}

@@ -43,8 +43,10 @@ func (g *generation) commit(ctx context.Context, batches <-chan *batch, repair <
 			}
 			g.apply(bg, b, errs, &retry)
 		case <-expire.C:
-			if _, err := g.store.Expire(bg, now()); err != nil {
+			if n, err := g.store.Expire(bg, now()); err != nil {
 				errs.error("store", "closing expired bans failed", "err", err)
+			} else if n > 0 {
+				g.log.Info("bans expired", "count", n)
 			}
 		case <-check.C:
 			ok, err := g.backend.Check(bg)

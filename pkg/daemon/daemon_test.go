@@ -2,8 +2,10 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -223,5 +225,68 @@ func TestEvidenceKept(t *testing.T) {
 	}
 	if strings.Join(h[0].Evidence, "\n") != strings.Join(lines, "\n") {
 		t.Errorf("evidence:\n%s\nwant:\n%s", strings.Join(h[0].Evidence, "\n"), strings.Join(lines, "\n"))
+	}
+}
+
+// A first start on a log with history reads only the last find_time of it:
+// an old attack is not replayed as a new ban.
+func TestFirstStartReadsOnlyTheWindow(t *testing.T) {
+	e := newEnv(t)
+	old := time.Now().Add(-time.Hour).Format(time.Stamp)
+	var lines []string
+	for _, l := range failures("203.0.113.80", 5) {
+		lines = append(lines, old+l[len(time.Stamp):])
+	}
+	e.appendLines(append(lines, failures("203.0.113.81", 5)...)...)
+	stop := e.start()
+	defer stop()
+	e.waitBanned("203.0.113.81")
+	if _, ok := e.active()["203.0.113.80"]; ok {
+		t.Error("an attack from an hour ago, outside find_time, was banned at first start")
+	}
+}
+
+// A jail whose log is a pattern follows the newest matching file, and
+// counts strikes across files; the date in a file's name dates its lines.
+func TestPatternFollowsNewestFile(t *testing.T) {
+	e := newEnv(t)
+	dir := filepath.Join(e.dir, "icewarp", "smtp")
+	testutil.WriteFile(t, filepath.Join(e.dir, "jails", "test.toml"), fmt.Sprintf(
+		"[icewarp]\nenabled = true\nlogs = [%q]\n[postfix]\nenabled = false\n[exim]\nenabled = false\n"+
+			"[dovecot]\nenabled = false\n[sshd]\nenabled = false\n", filepath.Join(dir, "s*.log")))
+	cfg, err := config.Load(e.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.cfg = cfg
+	now := time.Now()
+	fail := func(n int) []string {
+		var out []string
+		for i := 0; i < n; i++ {
+			out = append(out, "81.198.214.48   [0968] "+now.Format("15:04:05")+" >>> 535 5.7.8 Authentication credentials invalid")
+		}
+		return out
+	}
+	today := filepath.Join(dir, "s"+now.Format("20060102")+".log")
+	old := filepath.Join(dir, "s20200101.log")
+	testutil.WriteFile(t, old, strings.Join(fail(5), "\n")+"\n") // an old day's file: not read
+	if err := os.Chtimes(old, now.AddDate(-6, 0, 0), now.AddDate(-6, 0, 0)); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WriteFile(t, today, "")
+	stop := e.start()
+	defer stop()
+	testutil.AppendLines(t, today, fail(3)...)
+	time.Sleep(200 * time.Millisecond)
+	// IceWarp rotates within the day to s<date>-01.log, which sorts before
+	// s<date>.log by name: the newer file is found by modification time.
+	next := filepath.Join(dir, "s"+now.Format("20060102")+"-01.log")
+	testutil.WriteFile(t, next, strings.Join(fail(2), "\n")+"\n")
+	b := e.waitBanned("81.198.214.48")
+	if b.Jail != "icewarp" || b.Strikes != 5 {
+		t.Errorf("ban %+v", b)
+	}
+	if y, m, d := b.Start.Date(); y != now.Year() || m != now.Month() || d != now.Day() {
+		t.Errorf("ban starts %v: the date did not come from the file name", b.Start)
 	}
 }

@@ -48,7 +48,7 @@ type jailRun struct {
 	logs   []string // the logs followed
 	log    *slog.Logger
 
-	lines, events, unparsable, strikes, bans atomic.Int64
+	lines, events, unparsable, old, strikes, bans atomic.Int64
 }
 
 // generation is one run of one configuration.
@@ -65,6 +65,8 @@ type generation struct {
 	resolved map[string][]*jailRun // file of a pattern → jails (processor only)
 	refs     map[string]time.Time  // file of a pattern → the date in its name (processor only)
 	evidence map[string]int        // jail → evidence lines kept per ban
+	started  time.Time             // when the generation started
+	resumed  map[string]bool       // logs with a stored read position at start
 
 	skipped atomic.Int64 // lines too long to take
 }
@@ -96,6 +98,7 @@ func (g *generation) run(ctx context.Context, reload <-chan struct{}, ready func
 	if err := g.restore(ctx, start); err != nil {
 		return false, err
 	}
+	g.started = start
 	sources, err := g.sources(ctx, start)
 	if err != nil {
 		return false, err
@@ -317,6 +320,10 @@ func (g *generation) sources(ctx context.Context, t time.Time) ([]source.Source,
 	if err != nil {
 		return nil, fmt.Errorf("daemon: %w", err)
 	}
+	g.resumed = map[string]bool{}
+	for p := range positions {
+		g.resumed[p] = true
+	}
 	findOf := func(jrs []*jailRun) time.Duration {
 		var d time.Duration
 		for _, jr := range jrs {
@@ -341,7 +348,7 @@ func (g *generation) sources(ctx context.Context, t time.Time) ([]source.Source,
 	sort.Strings(pats)
 	for _, p := range pats {
 		out = append(out, &patternSource{
-			pattern: p, positions: positions, since: t.Add(-findOf(g.patterns[p])),
+			pattern: p, positions: positions,
 			log: g.log.With("log", p), newFile: func(path string, start source.Start) source.Source {
 				return source.NewFile(path, start, g.log.With("log", path), g.fileOptions(path))
 			},
@@ -389,7 +396,7 @@ func (g *generation) jailsFor(path string) []*jailRun {
 func (g *generation) summary() {
 	for _, jr := range g.jails {
 		jr.log.Info("jail summary", "lines", jr.lines.Load(), "events", jr.events.Load(),
-			"unparsable", jr.unparsable.Load(), "strikes", jr.strikes.Load(), "bans", jr.bans.Load(),
+			"unparsable", jr.unparsable.Load(), "before_window", jr.old.Load(), "strikes", jr.strikes.Load(), "bans", jr.bans.Load(),
 			"tracked", jr.jail.Tracked())
 	}
 	g.log.Info("stopped reading", "skipped", g.skipped.Load())

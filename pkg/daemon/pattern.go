@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"os"
 	"log/slog"
 	"path/filepath"
 	"sort"
@@ -21,14 +22,13 @@ const (
 )
 
 // patternSource follows the newest file matching a pattern, such as IceWarp's
-// daily logs/smtp/s*.log: when a newer file (by name, which for dated names
-// is by date) appears, it follows that one too, and stops following the
-// previous one patternGrace later. Lines keep their file's path, so read
+// daily logs/smtp/s*.log: when a newer file (by modification time, then by
+// name) appears, it follows that one too, and stops following the previous
+// one patternGrace later. Lines keep their file's path, so read
 // positions are kept per file.
 type patternSource struct {
 	pattern   string
 	positions map[string]source.Position
-	since     time.Time
 	log       *slog.Logger
 	newFile   func(path string, start source.Start) source.Source
 }
@@ -40,12 +40,11 @@ func (p *patternSource) Run(ctx context.Context, out chan<- source.Line) error {
 	var stopPrev context.CancelFunc
 	follow := func(path string) context.CancelFunc {
 		fctx, cancel := context.WithCancel(ctx)
-		start := source.Start{Resume: p.positions[path], Since: p.since}
-		if current != "" && start.Resume == (source.Position{}) {
-			// A file that appeared while we run is read from its start.
-			start.Since = time.Time{}
-		}
-		f := p.newFile(path, start)
+		// Files of a pattern carry a time of day only (IceWarp), which the
+		// source cannot search; a file never read before is read from its
+		// start, and the processor leaves out events older than the window
+		// of a first start.
+		f := p.newFile(path, source.Start{Resume: p.positions[path]})
 		g.Go(func() error { return f.Run(fctx, out) })
 		return cancel
 	}
@@ -54,10 +53,7 @@ func (p *patternSource) Run(ctx context.Context, out chan<- source.Line) error {
 	defer tick.Stop()
 	var stopCurrent context.CancelFunc
 	for {
-		matches, err := filepath.Glob(p.pattern)
-		if err == nil && len(matches) > 0 {
-			sort.Strings(matches)
-			newest := matches[len(matches)-1]
+		if newest := newestMatch(p.pattern); newest != "" {
 			if newest != current {
 				if current != "" {
 					p.log.Info("following a newer file", "file", newest, "previous", current)
@@ -87,4 +83,28 @@ func (p *patternSource) Run(ctx context.Context, out chan<- source.Line) error {
 		case <-tick.C:
 		}
 	}
+}
+
+// newestMatch returns the file matching pattern that was modified last (the
+// greatest name among equals), or "". Modification time rather than name:
+// IceWarp's s20261128-01.log, rotated within a day, sorts before
+// s20261128.log by name.
+func newestMatch(pattern string) string {
+	matches, err := filepath.Glob(pattern)
+	if err != nil {
+		return ""
+	}
+	sort.Strings(matches)
+	var best string
+	var bestTime time.Time
+	for _, m := range matches {
+		st, err := os.Stat(m)
+		if err != nil || !st.Mode().IsRegular() {
+			continue
+		}
+		if best == "" || !st.ModTime().Before(bestTime) {
+			best, bestTime = m, st.ModTime()
+		}
+	}
+	return best
 }

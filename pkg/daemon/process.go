@@ -6,6 +6,7 @@ import (
 
 	"github.com/banwatch/banwatch/pkg/ban"
 	"github.com/banwatch/banwatch/pkg/jail"
+	"github.com/banwatch/banwatch/pkg/logtime"
 	"github.com/banwatch/banwatch/pkg/source"
 )
 
@@ -91,11 +92,22 @@ func (g *generation) handle(l *source.Line, b *batch, ref time.Time) {
 		jr.lines.Add(1)
 		ev, ok := jr.filter.Match(l.Text, ref)
 		if !ok {
+			if jr.filter.Syslog() {
+				if _, timed := logtime.Len(l.Text); !timed {
+					jr.unparsable.Add(1) // a syslog line without a time we can read
+				}
+			}
 			continue
 		}
 		jr.events.Add(1)
 		if ev.Time.IsZero() {
 			jr.unparsable.Add(1)
+			continue
+		}
+		if !g.resumed[l.Path] && ev.Time.Before(g.started.Add(-jr.cfg.FindTime)) {
+			// A log read for the first time: its history before the window
+			// is not replayed as new strikes.
+			jr.old.Add(1)
 			continue
 		}
 		var d jail.Decision

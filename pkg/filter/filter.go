@@ -329,6 +329,11 @@ func compileRule(expr, literal string, needHost bool) (*rule, string, error) {
 // Rules returns how many rules the filter has.
 func (f *Filter) Rules() int { return len(f.rules) }
 
+// Syslog reports whether the filter reads syslog lines (it names a
+// program): its lines start with a timestamp, and one that does not is a
+// line with no usable time.
+func (f *Filter) Syslog() bool { return f.program != nil }
+
 // parseAddr parses a client address field. IPv4-mapped IPv6 addresses are
 // unmapped; zones, the unspecified and multicast addresses are refused.
 func parseAddr(b []byte) (netip.Addr, bool) {
