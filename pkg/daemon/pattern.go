@@ -2,8 +2,8 @@ package daemon
 
 import (
 	"context"
-	"os"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"sort"
 	"time"
