@@ -1,10 +1,10 @@
-// Command banctl controls banwatch. In this build it has one command, test,
-// which runs filters over log files offline, without the daemon:
+// Command banctl controls banwatch: it shows and changes what banwatchd
+// does through its control socket, and runs filters offline.
 //
-//	banctl test [--filter NAME|PATH] [--config DIR] [--json] [--top N] FILE...
+//	banctl status | list | ban | unban | history | show | reload | test
 //
-// The daemon's commands (list, ban, unban, history, status) come with the
-// daemon.
+// Each command takes --help. Exit status: 0 done, 1 the daemon refused or
+// failed, 2 bad usage or the daemon cannot be reached.
 package main
 
 import (
@@ -18,10 +18,23 @@ import (
 
 const usage = `usage: banctl COMMAND [ARGS]
 
-commands:
+commands (the daemon's, through its socket; each takes --socket PATH and --json):
+  status                         version, uptime, firewall, per jail logs and counts
+  list [--jail J] [--ip ADDR|CIDR]
+                                 active bans
+  ban ADDR|CIDR [--jail J] [--for 7d] [--reason TEXT] [--force]
+                                 ban by hand
+  unban ADDR|CIDR [--jail J|--all-jails] | --all --yes
+                                 lift bans
+  history [ADDR|CIDR] [--jail J] [--since 30d]
+                                 past and present bans and how they ended
+  show ADDR|CIDR                 bans of an address with their evidence lines
+  reload                         load the configuration again (as SIGHUP)
+
+offline:
   test [--filter NAME|PATH] [--config DIR] [--json] [--top N] FILE...
-        run filters over log files offline ("-" reads standard input) and
-        report what they find
+        run filters over log files ("-" reads standard input) and report
+        what they find
 
 Run "banctl COMMAND --help" for a command's options.
 `
@@ -46,9 +59,20 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
-	case "list", "ban", "unban", "history", "status", "show":
-		fmt.Fprintf(stderr, "banctl: %s needs the daemon, which this build does not have yet\n", args[0])
-		return 1
+	case "status":
+		return cmdStatus(ctx, args[1:], stdout, stderr)
+	case "list":
+		return cmdList(ctx, args[1:], stdout, stderr)
+	case "ban":
+		return cmdBan(ctx, args[1:], stdout, stderr)
+	case "unban":
+		return cmdUnban(ctx, args[1:], stdout, stderr)
+	case "history":
+		return cmdHistory(ctx, args[1:], stdout, stderr)
+	case "show":
+		return cmdShow(ctx, args[1:], stdout, stderr)
+	case "reload":
+		return cmdReload(ctx, args[1:], stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "banctl: unknown command %q\n\n%s", args[0], usage)
 		return 2

@@ -7,7 +7,9 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -26,7 +28,7 @@ import (
 	"github.com/banwatch/banwatch/internal/testutil"
 )
 
-var daemonBin string // built by TestMain when the integration tests can run
+var daemonBin, banctlBin string // built by TestMain when the integration tests can run
 
 func TestMain(m *testing.M) {
 	code := func() int {
@@ -45,6 +47,13 @@ func TestMain(m *testing.M) {
 				return 1
 			}
 			daemonBin = bin
+			ctl := filepath.Join(dir, "banctl")
+			out, err = exec.Command(gobin, "build", "-o", ctl, "../banctl").CombinedOutput()
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "building banctl: %v\n%s", err, out)
+				return 1
+			}
+			banctlBin = ctl
 		}
 		return m.Run()
 	}()
@@ -542,7 +551,8 @@ func TestRunsWithEmbeddedDefaults(t *testing.T) {
 	needRoot(t)
 	ns := newNetns(t)
 	e := &env{t: t, ns: ns, dir: filepath.Join(t.TempDir(), "absent")}
-	d := e.start("--state-dir", filepath.Join(t.TempDir(), "state"))
+	tmp := t.TempDir()
+	d := e.start("--state-dir", filepath.Join(tmp, "state"), "--socket", filepath.Join(tmp, "banwatch.sock"))
 	time.Sleep(500 * time.Millisecond)
 	select {
 	case <-d.done:
@@ -574,7 +584,8 @@ func TestLogOnlyWithoutRoot(t *testing.T) {
 	defer os.RemoveAll(dir)
 	os.Chmod(dir, 0o777)
 	logPath := filepath.Join(dir, "mail.log")
-	writeFile(t, filepath.Join(dir, "banwatch.toml"), fmt.Sprintf("[daemon]\nstate_dir = %q\nfirewall = \"log\"\n", filepath.Join(dir, "state")))
+	writeFile(t, filepath.Join(dir, "banwatch.toml"), fmt.Sprintf("[daemon]\nstate_dir = %q\nsocket = %q\nfirewall = \"log\"\n",
+		filepath.Join(dir, "state"), filepath.Join(dir, "banwatch.sock")))
 	writeFile(t, filepath.Join(dir, "jails", "test.toml"), fmt.Sprintf("[postfix]\nenabled = true\nlogs = [%q]\n", logPath))
 	writeFile(t, logPath, "")
 	cmd := exec.Command("setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", daemonBin, "--config", dir)
@@ -638,4 +649,167 @@ func TestReloadRefusesBrokenConfig(t *testing.T) {
 		t.Error("the reload dropped a ban")
 	}
 	d.stop(t)
+}
+
+// banctl runs banctl against e's daemon and returns its exit status and
+// output.
+func (e *env) banctl(args ...string) (int, string, string) {
+	e.t.Helper()
+	cmd := exec.Command(banctlBin, append(args, "--socket", filepath.Join(e.dir, "banwatch.sock"))...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if err != nil {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
+			e.t.Fatal(err)
+		}
+		code = ee.ExitCode()
+	}
+	return code, out.String(), errb.String()
+}
+
+// waitGone waits until addr is no longer in the set of kind.
+func (e *env) waitGone(kind, addr string, within time.Duration) time.Duration {
+	e.t.Helper()
+	start := time.Now()
+	for {
+		if _, ok := e.setElements(kind)[addr]; !ok {
+			return time.Since(start)
+		}
+		if time.Since(start) > within {
+			e.t.Fatalf("%s still in set %s after %v", addr, kind, within)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// banctl against the real daemon: list, unban, history, a manual CIDR ban,
+// and the refusal of an ignored address.
+func TestBanctl(t *testing.T) {
+	needRoot(t)
+	e := newEnv(t, newNetns(t), "ignore = [\"192.0.2.0/24\"]\n")
+	d := e.start()
+	e.appendLines(failures("203.0.113.7", 5)...)
+	e.waitElement(v4set, "203.0.113.7", time.Second)
+
+	code, out, errs := e.banctl("list", "--json")
+	if code != 0 || !strings.Contains(out, `"ip":"203.0.113.7","prefix":"203.0.113.7/32","jail":"postfix"`) {
+		t.Fatalf("list: %d %s %s", code, out, errs)
+	}
+	code, out, _ = e.banctl("list")
+	if code != 0 || !strings.Contains(out, "203.0.113.7") || !strings.Contains(out, "1 active bans") {
+		t.Errorf("list: %s", out)
+	}
+
+	if code, out, errs = e.banctl("unban", "203.0.113.7"); code != 0 || !strings.Contains(out, "unbanned 203.0.113.7 in jail postfix") {
+		t.Fatalf("unban: %d %s %s", code, out, errs)
+	}
+	took := e.waitGone(v4set, "203.0.113.7", time.Second)
+	t.Logf("gone from the kernel %v after banctl unban returned", took.Round(time.Millisecond))
+
+	code, out, _ = e.banctl("history", "203.0.113.7", "--json")
+	var h struct {
+		Since   time.Time  `json:"since"`
+		Ended   string     `json:"ended"`
+		EndedAt *time.Time `json:"ended_at"`
+		EndedBy string     `json:"ended_by"`
+	}
+	if code != 0 || json.Unmarshal([]byte(strings.SplitN(out, "\n", 2)[0]), &h) != nil || h.Ended != "unbanned" ||
+		h.EndedAt == nil || h.EndedAt.Before(h.Since) || h.EndedBy != "uid 0 (root)" {
+		t.Errorf("history: %d %s", code, out)
+	}
+	code, out, _ = e.banctl("show", "203.0.113.7")
+	if code != 0 || strings.Count(out, "SASL LOGIN authentication failed") != 5 {
+		t.Errorf("show: %s", out)
+	}
+
+	if code, out, errs = e.banctl("ban", "198.51.100.0/24", "--for", "2d"); code != 0 {
+		t.Fatalf("ban: %d %s %s", code, out, errs)
+	}
+	el, _ := e.waitElement("manual_net4", "198.51.100.0/24", time.Second)
+	if el.Expires < 2*24*time.Hour-time.Minute || el.Expires > 2*24*time.Hour {
+		t.Errorf("the CIDR ban expires in %v, want 2 days", el.Expires)
+	}
+
+	code, _, errs = e.banctl("ban", "192.0.2.7")
+	if code != 1 || !strings.Contains(errs, "ignore list") {
+		t.Errorf("ban of an ignored address: %d %s", code, errs)
+	}
+	if _, ok := e.setElements("manual_v4")["192.0.2.7"]; ok {
+		t.Error("the ignored address was banned")
+	}
+	code, _, errs = e.banctl("ban", "192.0.2.7.1")
+	if code != 1 || !strings.Contains(errs, "is not an address") {
+		t.Errorf("ban of a bad address: %d %s", code, errs)
+	}
+	code, _, errs = e.banctl("unban", "--all")
+	if code != 2 || !strings.Contains(errs, "--yes") {
+		t.Errorf("unban --all without --yes: %d %s", code, errs)
+	}
+	d.stop(t)
+	code, _, errs = e.banctl("status")
+	if code != 2 || !strings.Contains(errs, "is banwatchd running?") {
+		t.Errorf("status without a daemon: %d %s", code, errs)
+	}
+}
+
+// The socket is root's alone unless socket_group names a group, whose
+// members may then use it.
+func TestSocketPermissions(t *testing.T) {
+	needRoot(t)
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		t.Skip("needs setpriv (util-linux)")
+	}
+	for _, group := range []string{"", "adm"} {
+		dir, err := os.MkdirTemp("", "banwatch-sock")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer os.RemoveAll(dir)
+		os.Chmod(dir, 0o755)
+		extra := ""
+		if group != "" {
+			extra = fmt.Sprintf("socket_group = %q\n", group)
+		}
+		e := &env{t: t, ns: newNetns(t), dir: dir, state: filepath.Join(dir, "state")}
+		e.logPath = testutil.PostfixConfig(t, dir, extra)
+		d := e.start()
+		st, err := os.Stat(filepath.Join(dir, "banwatch.sock"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := os.FileMode(0o600)
+		if group != "" {
+			want = 0o660
+		}
+		if st.Mode().Perm() != want {
+			t.Errorf("socket_group %q: socket mode %v, want %v", group, st.Mode().Perm(), want)
+		}
+		asNobody := func(groups string) (int, string) {
+			args := []string{"--reuid=nobody", "--regid=nogroup"}
+			if groups == "" {
+				args = append(args, "--clear-groups")
+			} else {
+				args = append(args, "--groups="+groups)
+			}
+			cmd := exec.Command("setpriv", append(args, banctlBin, "status", "--socket", filepath.Join(dir, "banwatch.sock"))...)
+			out, err := cmd.CombinedOutput()
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				return ee.ExitCode(), string(out)
+			}
+			return 0, string(out)
+		}
+		if code, out := asNobody(""); code != 2 || !strings.Contains(out, "permission denied") {
+			t.Errorf("socket_group %q: nobody without the group: %d %s", group, code, out)
+		}
+		if group != "" {
+			if code, out := asNobody(group); code != 0 || !strings.Contains(out, "banwatchd") {
+				t.Errorf("a member of %s: %d %s", group, code, out)
+			}
+		}
+		d.stop(t)
+	}
 }

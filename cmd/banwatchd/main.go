@@ -4,7 +4,7 @@
 //
 // Usage:
 //
-//	banwatchd [--config DIR] [--check] [--state-dir DIR] [--log-format text|json] [--log-level info] [--poll]
+//	banwatchd [--config DIR] [--check] [--state-dir DIR] [--socket PATH] [--log-format text|json] [--log-level info] [--poll]
 //
 // With --check it validates the configuration, prints the jails that would
 // run with their logs and ports, and exits 0 (valid) or 2 (errors).
@@ -40,6 +40,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	poll := fs.Bool("poll", false, "poll the logs instead of using inotify")
 	stateDir := fs.String("state-dir", "", "state `directory` (the SQLite database), overriding banwatch.toml's state_dir")
+	socket := fs.String("socket", "", "control socket `path`, overriding banwatch.toml's socket")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -69,6 +70,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		cfg, err := config.Load(*dir)
 		if err == nil && *stateDir != "" {
 			cfg.Daemon.StateDir = *stateDir
+		}
+		if err == nil && *socket != "" {
+			cfg.Daemon.Socket = *socket
 		}
 		return cfg, err
 	}
@@ -134,7 +138,7 @@ func printCheck(w io.Writer, cfg *config.Config) {
 		}
 		fmt.Fprintf(w, "  filter %s; %d strikes in %s ban for %s\n", j.Filter, j.MaxStrikes,
 			config.FormatDuration(j.FindTime), config.FormatDuration(j.BanTime))
-		fmt.Fprintf(w, "  ports %s\n", ports(j.Ports))
+		fmt.Fprintf(w, "  ports %s\n", config.FormatPorts(j.Ports))
 		for _, l := range j.Logs {
 			mark := "absent"
 			for _, p := range present {
@@ -145,17 +149,6 @@ func printCheck(w io.Writer, cfg *config.Config) {
 			fmt.Fprintf(w, "  log %s (%s)\n", l, mark)
 		}
 	}
-}
-
-func ports(ps []uint16) string {
-	if len(ps) == 0 {
-		return "all"
-	}
-	s := make([]string, len(ps))
-	for i, p := range ps {
-		s[i] = fmt.Sprint(p)
-	}
-	return strings.Join(s, ", ")
 }
 
 func indent(s string) string {

@@ -19,7 +19,7 @@ func PostfixConfig(t testing.TB, dir, daemonExtra string) string {
 	t.Helper()
 	logPath := filepath.Join(dir, "mail.log")
 	WriteFile(t, filepath.Join(dir, "banwatch.toml"),
-		fmt.Sprintf("[daemon]\nstate_dir = %q\n%s", filepath.Join(dir, "state"), daemonExtra))
+		fmt.Sprintf("[daemon]\nstate_dir = %q\nsocket = %q\n%s", filepath.Join(dir, "state"), filepath.Join(dir, "banwatch.sock"), daemonExtra))
 	WriteFile(t, filepath.Join(dir, "jails", "test.toml"), fmt.Sprintf(`
 [postfix]
 enabled = true

@@ -7,7 +7,9 @@
 package ban
 
 import (
+	"fmt"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/banwatch/banwatch/pkg/event"
@@ -83,3 +85,32 @@ type Strike struct {
 
 // PrefixOf returns the single-address prefix of a.
 func PrefixOf(a netip.Addr) netip.Prefix { return netip.PrefixFrom(a, a.BitLen()) }
+
+// ParsePrefix reads what an admin writes for a ban or an ignore entry: an
+// address ("192.0.2.7", "2001:db8::1") as its single-address prefix, or a
+// CIDR prefix ("192.0.2.0/24"), which must have no host bits set.
+// IPv4-mapped IPv6 is read as IPv4; zones are refused.
+func ParsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("%q is not an address or CIDR prefix", s)
+		}
+		if p.Addr().Zone() != "" {
+			return netip.Prefix{}, fmt.Errorf("%q: zones are not allowed", s)
+		}
+		if p.Masked() != p {
+			return netip.Prefix{}, fmt.Errorf("%q has host bits set; did you mean %s?", s, p.Masked())
+		}
+		if p.Addr().Is4In6() && p.Bits() >= 96 {
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+		}
+		return p, nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil || a.Zone() != "" {
+		return netip.Prefix{}, fmt.Errorf("%q is not an address or CIDR prefix", s)
+	}
+	a = a.Unmap()
+	return PrefixOf(a), nil
+}

@@ -65,3 +65,15 @@ func FormatDuration(d time.Duration) string {
 	}
 	return s
 }
+
+// FormatPorts writes a jail's ports as "25, 465, 587", or "all" for none.
+func FormatPorts(ps []uint16) string {
+	if len(ps) == 0 {
+		return "all"
+	}
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = strconv.Itoa(int(p))
+	}
+	return strings.Join(s, ", ")
+}

@@ -141,6 +141,7 @@ func TestDaemonFile(t *testing.T) {
 		{"[daemon]\nignore = [\"10.0.0.300\"]\n", `banwatch.toml:2: daemon.ignore: "10.0.0.300" is not an address`},
 		{"[daemon]\nhistory = \"1y\"\n", `banwatch.toml:2: daemon.history: bad duration "1y"`},
 		{"[daemon]\nnft_table = \"a b\"\n", `banwatch.toml:2: daemon.nft_table: "a b": want a name`},
+		{"[daemon]\nsocket_group = \"no-such-group-here\"\n", `banwatch.toml:2: daemon.socket_group: no group "no-such-group-here"`},
 	}
 	for _, c := range cases {
 		dir := t.TempDir()

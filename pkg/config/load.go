@@ -6,15 +6,18 @@ import (
 	"io/fs"
 	"net/netip"
 	"os"
+	"os/user"
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/BurntSushi/toml"
 
 	"github.com/banwatch/banwatch"
+	"github.com/banwatch/banwatch/pkg/ban"
 	"github.com/banwatch/banwatch/pkg/event"
 	"github.com/banwatch/banwatch/pkg/filter"
 	"github.com/banwatch/banwatch/pkg/tomlpos"
@@ -29,6 +32,10 @@ const (
 	DefaultHistory    = 365 * 24 * time.Hour
 	DefaultMaxTracked = 1_000_000
 )
+
+// ManualJail is the jail of bans made by an admin (banctl ban) without
+// naming a jail: it covers every port. No jail file may define it.
+const ManualJail = "manual"
 
 // Defaults of a jail's keys.
 const (
@@ -49,12 +56,16 @@ type Config struct {
 
 // Daemon holds banwatch.toml's [daemon] table.
 type Daemon struct {
-	StateDir string         // where the SQLite file lives
-	Socket   string         // the control socket's path
-	Firewall string         // "nftables" or "log"
-	Table    string         // the nftables table (inet family)
-	Ignore   []netip.Prefix // never banned (loopback and own addresses are added at run time)
-	History  time.Duration  // how long ended bans are kept
+	StateDir string // where the SQLite file lives
+	Socket   string // the control socket's path
+	// SocketGroup, when set, makes the socket 0660 for this group (whose
+	// id Load looked up: SocketGID); otherwise it is 0600, root only.
+	SocketGroup string
+	SocketGID   int
+	Firewall    string         // "nftables" or "log"
+	Table       string         // the nftables table (inet family)
+	Ignore      []netip.Prefix // never banned (loopback and own addresses are added at run time)
+	History     time.Duration  // how long ended bans are kept
 }
 
 // Enabled is a jail's enabled key: on, off, or on when one of its logs
@@ -162,6 +173,7 @@ type daemonFile struct {
 	Daemon struct {
 		StateDir *string  `toml:"state_dir"`
 		Socket   *string  `toml:"socket"`
+		Group    *string  `toml:"socket_group"`
 		Firewall *string  `toml:"firewall"`
 		Table    *string  `toml:"nft_table"`
 		Ignore   []string `toml:"ignore"`
@@ -193,7 +205,7 @@ func loadDaemon(file string) (Daemon, error) {
 		errs = append(errs, &Error{File: file, Line: tomlpos.Locate(data, key...), Key: strings.Join(key, "."), Reason: reason})
 	}
 	for _, k := range md.Undecoded() {
-		bad("unknown key (known in [daemon]: state_dir, socket, firewall, nft_table, ignore, history)", k...)
+		bad("unknown key (known in [daemon]: state_dir, socket, socket_group, firewall, nft_table, ignore, history)", k...)
 	}
 	x := &f.Daemon
 	if x.StateDir != nil {
@@ -207,6 +219,15 @@ func loadDaemon(file string) (Daemon, error) {
 			bad("must be an absolute path", "daemon", "socket")
 		}
 		d.Socket = *x.Socket
+	}
+	if x.Group != nil && *x.Group != "" {
+		g, err := user.LookupGroup(*x.Group)
+		if err != nil {
+			bad(fmt.Sprintf("no group %q on this system", *x.Group), "daemon", "socket_group")
+		} else {
+			d.SocketGroup = *x.Group
+			d.SocketGID, _ = strconv.Atoi(g.Gid)
+		}
 	}
 	if x.Firewall != nil {
 		if *x.Firewall != "nftables" && *x.Firewall != "log" {
@@ -240,7 +261,7 @@ func parsePrefixes(list []string) ([]netip.Prefix, error) {
 	var out []netip.Prefix
 	seen := map[netip.Prefix]bool{}
 	for _, s := range list {
-		p, err := ParsePrefix(s)
+		p, err := ban.ParsePrefix(s)
 		if err != nil {
 			return nil, err
 		}
@@ -251,34 +272,6 @@ func parsePrefixes(list []string) ([]netip.Prefix, error) {
 		out = append(out, p)
 	}
 	return out, nil
-}
-
-// ParsePrefix reads an address ("192.0.2.7", "2001:db8::1") as a single
-// address prefix, or a CIDR prefix ("192.0.2.0/24"), which must have no
-// host bits set. IPv4-mapped IPv6 addresses are read as IPv4.
-func ParsePrefix(s string) (netip.Prefix, error) {
-	if strings.Contains(s, "/") {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return netip.Prefix{}, fmt.Errorf("%q is not an address or CIDR prefix", s)
-		}
-		if p.Addr().Zone() != "" {
-			return netip.Prefix{}, fmt.Errorf("%q: zones are not allowed", s)
-		}
-		if p.Masked() != p {
-			return netip.Prefix{}, fmt.Errorf("%q has host bits set; did you mean %s?", s, p.Masked())
-		}
-		if p.Addr().Is4In6() && p.Bits() >= 96 {
-			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
-		}
-		return p, nil
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil || a.Zone() != "" {
-		return netip.Prefix{}, fmt.Errorf("%q is not an address or CIDR prefix", s)
-	}
-	a = a.Unmap()
-	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
 // jailKeys is what a jail file's table decodes into; nil means "not set
@@ -373,6 +366,11 @@ func loadJails(dir string, filters map[string]*filter.Filter, checkFilters bool)
 		}
 		sort.Strings(names)
 		for _, n := range names {
+			if n == ManualJail {
+				errs = append(errs, &Error{File: src.file, Line: tomlpos.Locate(src.data, n), Key: n,
+					Reason: "the name is reserved for bans made with banctl ban"})
+				continue
+			}
 			if !jailName.MatchString(n) {
 				errs = append(errs, &Error{File: src.file, Line: tomlpos.Locate(src.data, n), Key: n,
 					Reason: "a jail name is lower-case letters, digits, _ and -, at most 32, starting with a letter"})

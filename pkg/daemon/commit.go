@@ -42,6 +42,8 @@ func (g *generation) commit(ctx context.Context, batches <-chan *batch, repair <
 				b, retry = retry, nil
 			}
 			g.apply(bg, b, errs, &retry)
+		case fn := <-g.ctl:
+			fn(bg)
 		case <-expire.C:
 			if n, err := g.store.Expire(bg, now()); err != nil {
 				errs.error("store", "closing expired bans failed", "err", err)

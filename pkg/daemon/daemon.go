@@ -24,9 +24,11 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/banwatch/banwatch/pkg/config"
+	"github.com/banwatch/banwatch/pkg/control"
 	"github.com/banwatch/banwatch/pkg/firewall"
 	"github.com/banwatch/banwatch/pkg/firewall/logonly"
 	"github.com/banwatch/banwatch/pkg/firewall/nft"
@@ -57,8 +59,8 @@ type Options struct {
 
 // Run runs the daemon until ctx is done, then commits what it has read and
 // returns nil; the kernel keeps its bans (they expire on their own). It
-// returns an error when it cannot start (no database, no firewall) or the
-// firewall fails for good.
+// returns an error when it cannot start (no database, no firewall, no
+// control socket) or the firewall fails for good.
 func Run(ctx context.Context, opts Options) error {
 	log := opts.Logger
 	if log == nil {
@@ -83,34 +85,147 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	defer backend.Close()
 
+	d := &daemon{opts: opts, log: log, store: st, started: now(), reloads: make(chan chan error)}
+	ln, err := control.Listen(cfg.Daemon.Socket, socketGID(cfg))
+	if err != nil {
+		return fmt.Errorf("daemon: %w", err)
+	}
+	srvCtx, stopServer := context.WithCancel(context.WithoutCancel(ctx))
+	srvDone := make(chan error, 1)
+	go func() { srvDone <- control.NewServer(d, log.With("component", "control")).Serve(srvCtx, ln) }()
+	defer func() {
+		stopServer()
+		<-srvDone
+	}()
+	log.Info("control socket ready", "socket", cfg.Daemon.Socket)
+
+	go d.reloader(ctx)
 	ready := opts.Ready
 	for {
-		g := &generation{cfg: cfg, log: log, store: st, backend: backend, poll: opts.Poll}
-		reload, err := g.run(ctx, opts.Reload, ready)
-		ready = nil
-		if err != nil {
+		genCtx, cancel := context.WithCancel(ctx)
+		g := &generation{cfg: cfg, log: log, store: st, backend: backend, poll: opts.Poll,
+			ctl: make(chan func(context.Context)), marks: make(chan mark, 64), stopped: make(chan struct{})}
+		d.mu.Lock()
+		d.cur, d.cancel = g, cancel
+		d.mu.Unlock()
+		reply := d.takeReply()
+		err := g.run(genCtx, func() {
+			if ready != nil {
+				ready()
+				ready = nil
+			}
+			if reply != nil {
+				reply <- nil
+				reply = nil
+			}
+		})
+		reloading := genCtx.Err() != nil && ctx.Err() == nil
+		cancel()
+		if err != nil && !reloading {
+			if reply != nil {
+				reply <- err
+			}
 			return err
 		}
-		if !reload {
+		if ctx.Err() != nil {
 			return nil
 		}
-		if opts.LoadConfig == nil {
-			log.Warn("reload asked for, but no way to load the configuration; going on")
-			continue
-		}
-		next, err := opts.LoadConfig()
 		if err != nil {
-			log.Error("reload refused: the new configuration has errors; the running one goes on", "err", err)
-			continue
+			// A newer reload stopped this generation while it started.
+			log.Info("generation stopped while starting, for a newer configuration", "err", err)
+			if reply != nil {
+				reply <- nil
+			}
 		}
-		if next.Daemon.StateDir != cfg.Daemon.StateDir || next.Daemon.Firewall != cfg.Daemon.Firewall ||
-			next.Daemon.Table != cfg.Daemon.Table {
-			log.Warn("state_dir, firewall and nft_table change only with a restart; keeping the running ones")
-			next.Daemon.StateDir, next.Daemon.Firewall, next.Daemon.Table = cfg.Daemon.StateDir, cfg.Daemon.Firewall, cfg.Daemon.Table
-		}
-		cfg = next
+		d.mu.Lock()
+		cfg = d.next
+		d.mu.Unlock()
 		log.Info("configuration reloaded", "jails", len(cfg.Jails))
 	}
+}
+
+// daemon is what outlives generations: the store, the control socket's
+// view of the current generation, and reloads.
+type daemon struct {
+	opts    Options
+	log     *slog.Logger
+	store   *store.Store
+	started time.Time
+	reloads chan chan error // reload requests; nil reply for a signal
+
+	mu     sync.Mutex
+	cur    *generation
+	cancel context.CancelFunc
+	next   *config.Config // the configuration of the next generation
+	reply  chan error     // answered when the next generation runs
+}
+
+// current returns the running generation.
+func (d *daemon) current() *generation {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cur
+}
+
+func (d *daemon) takeReply() chan error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	r := d.reply
+	d.reply = nil
+	return r
+}
+
+// reloader loads the configuration again on SIGHUP or banctl reload. A
+// configuration with errors is refused and the running generation goes
+// on; a good one ends the running generation, and Run starts the next.
+func (d *daemon) reloader(ctx context.Context) {
+	for {
+		var reply chan error
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.opts.Reload:
+		case reply = <-d.reloads:
+		}
+		answer := func(err error) {
+			if reply != nil {
+				reply <- err
+			}
+		}
+		if d.opts.LoadConfig == nil {
+			answer(errors.New("this daemon cannot load its configuration again"))
+			continue
+		}
+		next, err := d.opts.LoadConfig()
+		if err != nil {
+			d.log.Error("reload refused: the new configuration has errors; the running one goes on", "err", err)
+			answer(fmt.Errorf("the new configuration has errors; the running one goes on:\n%w", err))
+			continue
+		}
+		d.mu.Lock()
+		cfg := d.cur.cfg
+		if next.Daemon.StateDir != cfg.Daemon.StateDir || next.Daemon.Firewall != cfg.Daemon.Firewall ||
+			next.Daemon.Table != cfg.Daemon.Table || next.Daemon.Socket != cfg.Daemon.Socket ||
+			next.Daemon.SocketGroup != cfg.Daemon.SocketGroup {
+			d.log.Warn("state_dir, firewall, nft_table, socket and socket_group change only with a restart; keeping the running ones")
+			next.Daemon.StateDir, next.Daemon.Firewall, next.Daemon.Table = cfg.Daemon.StateDir, cfg.Daemon.Firewall, cfg.Daemon.Table
+			next.Daemon.Socket, next.Daemon.SocketGroup = cfg.Daemon.Socket, cfg.Daemon.SocketGroup
+		}
+		if d.reply != nil {
+			d.reply <- nil // superseded by this newer configuration
+		}
+		d.next, d.reply = next, reply
+		d.cancel()
+		d.mu.Unlock()
+	}
+}
+
+// socketGID is the group of the control socket, or -1 for root only.
+func socketGID(cfg *config.Config) int {
+	if cfg.Daemon.SocketGroup == "" {
+		return -1
+	}
+	return cfg.Daemon.SocketGID
 }
 
 func newBackend(cfg *config.Config, log *slog.Logger) (firewall.Backend, error) {

@@ -24,14 +24,14 @@ import (
 // testEnv is a configuration directory with one postfix jail reading a
 // temporary mail.log, the other shipped jails off.
 type testEnv struct {
-	t       *testing.T
+	t       testing.TB
 	dir     string
 	logPath string
 	cfg     *config.Config
 	logBuf  *testutil.Buffer
 }
 
-func newEnv(t *testing.T) *testEnv {
+func newEnv(t testing.TB) *testEnv {
 	t.Helper()
 	dir := t.TempDir()
 	e := &testEnv{t: t, dir: dir, logBuf: &testutil.Buffer{}}
@@ -56,7 +56,8 @@ func (e *testEnv) start() (stop func()) {
 	done := make(chan error, 1)
 	log := slog.New(slog.NewTextHandler(e.logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	go func() {
-		done <- Run(ctx, Options{Config: e.cfg, Logger: log, Ready: func() { close(ready) }})
+		done <- Run(ctx, Options{Config: e.cfg, Logger: log, Ready: func() { close(ready) },
+			LoadConfig: func() (*config.Config, error) { return config.Load(e.dir) }})
 	}()
 	select {
 	case <-ready:

@@ -45,6 +45,7 @@ type jailRun struct {
 	cfg    config.Jail
 	filter *filter.Filter
 	jail   *jail.Jail
+	ignore *jail.Ignore
 	logs   []string // the logs followed
 	log    *slog.Logger
 
@@ -69,6 +70,27 @@ type generation struct {
 	resumed  map[string]bool       // logs with a stored read position at start
 
 	skipped atomic.Int64 // lines too long to take
+	files   []statser    // the sources, for status
+	// manualIgnore is what banctl ban refuses without --force in the
+	// manual jail: [daemon] ignore, loopback and the host's addresses.
+	manualIgnore *jail.Ignore
+
+	ctl     chan func(context.Context) // control requests, run by the committer
+	marks   chan mark                  // ban marks for the jails, taken by the processor
+	stopped chan struct{}              // closed when the generation has ended
+}
+
+// mark tells a jail that a prefix was banned (until end) or unbanned.
+type mark struct {
+	jail   string
+	prefix netip.Prefix
+	end    time.Time
+	unmark bool
+}
+
+// statser is a source that reports what it reads.
+type statser interface {
+	Stats() source.FileStats
 }
 
 // batch is what the processor hands the committer.
@@ -88,38 +110,37 @@ func (b *batch) empty() bool {
 	return len(b.positions) == 0 && len(b.strikes) == 0 && len(b.bans) == 0
 }
 
-// run runs the generation until ctx is done (returns false) or a reload is
-// asked for (returns true).
-func (g *generation) run(ctx context.Context, reload <-chan struct{}, ready func()) (bool, error) {
+// run runs the generation until ctx is done; ready is called once it
+// follows its logs. It returns an error only when the generation cannot
+// start or its pipeline fails.
+func (g *generation) run(ctx context.Context, ready func()) error {
+	defer close(g.stopped)
 	if err := g.build(); err != nil {
-		return false, err
+		return err
 	}
 	start := now()
 	if err := g.restore(ctx, start); err != nil {
-		return false, err
+		return err
 	}
 	g.started = start
 	sources, err := g.sources(ctx, start)
 	if err != nil {
-		return false, err
+		return err
 	}
 
-	genCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	lines := make(chan source.Line, linesBuffer)
 	batches := make(chan *batch, 1)
 	repair := make(chan struct{}, 1)
-	var reloading atomic.Bool
 
 	// The processor and committer stop on their own terms (after a final
 	// batch), so they are not in the sources' group.
-	srcs, srcCtx := errgroup.WithContext(genCtx)
+	srcs, srcCtx := errgroup.WithContext(ctx)
 	for _, s := range sources {
 		srcs.Go(func() error { return g.keepRunning(srcCtx, s, lines) })
 	}
 	var pipe errgroup.Group
 	pipe.Go(func() error { return g.process(srcCtx, lines, batches) })
-	pipe.Go(func() error { return g.commit(genCtx, batches, repair) })
+	pipe.Go(func() error { return g.commit(ctx, batches, repair) })
 	if w, ok := g.backend.(firewall.Watcher); ok {
 		srcs.Go(func() error {
 			err := w.Watch(srcCtx, func() {
@@ -134,34 +155,23 @@ func (g *generation) run(ctx context.Context, reload <-chan struct{}, ready func
 			return nil
 		})
 	}
-	srcs.Go(func() error {
-		select {
-		case <-reload:
-			reloading.Store(true)
-			cancel()
-		case <-srcCtx.Done():
-		}
-		return nil
-	})
-	if ready != nil {
-		ready()
-	}
+	ready()
 	srcErr := srcs.Wait()
-	cancel()
 	pipeErr := pipe.Wait()
 	g.summary()
 	if pipeErr != nil {
-		return false, pipeErr
+		return pipeErr
 	}
 	if srcErr != nil && ctx.Err() == nil {
-		return false, srcErr
+		return srcErr
 	}
-	return reloading.Load() && ctx.Err() == nil, nil
+	return nil
 }
 
 // build makes the jails of the configuration.
 func (g *generation) build() error {
 	own := ownAddrs(g.log)
+	g.manualIgnore = jail.NewIgnore(append(append([]netip.Prefix(nil), g.cfg.Daemon.Ignore...), own...)...)
 	g.byPath = map[string][]*jailRun{}
 	g.patterns = map[string][]*jailRun{}
 	g.resolved = map[string][]*jailRun{}
@@ -176,14 +186,15 @@ func (g *generation) build() error {
 		if f == nil {
 			return fmt.Errorf("daemon: jail %q: no filter %q", jc.Name, jc.Filter)
 		}
-		ignore := append(append(append([]netip.Prefix(nil), g.cfg.Daemon.Ignore...), jc.Ignore...), own...)
+		ignore := jail.NewIgnore(append(append(append([]netip.Prefix(nil), g.cfg.Daemon.Ignore...), jc.Ignore...), own...)...)
 		jr := &jailRun{
 			cfg:    jc,
 			filter: f,
+			ignore: ignore,
 			jail: jail.New(jail.Config{
 				Name: jc.Name, MaxStrikes: jc.MaxStrikes, FindTime: jc.FindTime, BanTime: jc.BanTime,
 				Weights: jc.Weights, MaxTracked: jc.MaxTracked,
-			}, jail.NewIgnore(ignore...)),
+			}, ignore),
 			log: g.log.With("jail", jc.Name),
 		}
 		g.evidence[jc.Name] = jc.Evidence
@@ -218,11 +229,12 @@ func (g *generation) build() error {
 
 // fwJails lists the jails for the firewall.
 func (g *generation) fwJails() []firewall.Jail {
-	out := make([]firewall.Jail, 0, len(g.jails))
+	out := make([]firewall.Jail, 0, len(g.jails)+1)
 	for _, jr := range g.jails {
 		out = append(out, firewall.Jail{Name: jr.cfg.Name, Ports: jr.cfg.Ports})
 	}
-	return out
+	// Manual bans without a jail cover every port.
+	return append(out, firewall.Jail{Name: config.ManualJail})
 }
 
 func (g *generation) jailRun(name string) *jailRun {
@@ -289,12 +301,11 @@ func (g *generation) entries(bans []ban.Ban, t time.Time) (out []firewall.Entry,
 	out = make([]firewall.Entry, 0, len(bans))
 	for i := range bans {
 		b := &bans[i]
-		jr := g.jailRun(b.Jail)
-		if jr == nil {
+		if !g.knownJail(b.Jail) {
 			orphans++
 			continue
 		}
-		if e, ok := entry(b, jr.cfg.BanTime, t); ok {
+		if e, ok := entry(b, b.End.Sub(b.Start), t); ok {
 			out = append(out, e)
 		}
 	}
@@ -339,7 +350,9 @@ func (g *generation) sources(ctx context.Context, t time.Time) ([]source.Source,
 	sort.Strings(paths)
 	for _, p := range paths {
 		start := source.Start{Resume: positions[p], Since: t.Add(-findOf(g.byPath[p]))}
-		out = append(out, source.NewFile(p, start, g.log.With("log", p), g.fileOptions(p)))
+		f := source.NewFile(p, start, g.log.With("log", p), g.fileOptions(p))
+		g.files = append(g.files, f)
+		out = append(out, f)
 	}
 	pats := make([]string, 0, len(g.patterns))
 	for p := range g.patterns {
@@ -347,12 +360,14 @@ func (g *generation) sources(ctx context.Context, t time.Time) ([]source.Source,
 	}
 	sort.Strings(pats)
 	for _, p := range pats {
-		out = append(out, &patternSource{
+		ps := &patternSource{
 			pattern: p, positions: positions,
-			log: g.log.With("log", p), newFile: func(path string, start source.Start) source.Source {
+			log: g.log.With("log", p), newFile: func(path string, start source.Start) *source.File {
 				return source.NewFile(path, start, g.log.With("log", path), g.fileOptions(path))
 			},
-		})
+		}
+		g.files = append(g.files, ps)
+		out = append(out, ps)
 	}
 	return out, nil
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -30,7 +31,22 @@ type patternSource struct {
 	pattern   string
 	positions map[string]source.Position
 	log       *slog.Logger
-	newFile   func(path string, start source.Start) source.Source
+	newFile   func(path string, start source.Start) *source.File
+
+	mu      sync.Mutex
+	current *source.File // the newest file followed
+}
+
+// Stats reports the newest file followed (Path is that file's), or the
+// pattern while none matches.
+func (p *patternSource) Stats() source.FileStats {
+	p.mu.Lock()
+	f := p.current
+	p.mu.Unlock()
+	if f == nil {
+		return source.FileStats{Path: p.pattern}
+	}
+	return f.Stats()
 }
 
 // Run implements source.Source.
@@ -45,6 +61,9 @@ func (p *patternSource) Run(ctx context.Context, out chan<- source.Line) error {
 		// start, and the processor leaves out events older than the window
 		// of a first start.
 		f := p.newFile(path, source.Start{Resume: p.positions[path]})
+		p.mu.Lock()
+		p.current = f
+		p.mu.Unlock()
 		g.Go(func() error { return f.Run(fctx, out) })
 		return cancel
 	}

@@ -35,6 +35,14 @@ func (g *generation) process(ctx context.Context, lines <-chan source.Line, batc
 			return nil
 		case out <- b:
 			b = newBatch()
+		case m := <-g.marks:
+			if jr := g.jailRun(m.jail); jr != nil {
+				if m.unmark {
+					jr.jail.Unmark(m.prefix)
+				} else {
+					jr.jail.MarkBanned(m.prefix, m.end)
+				}
+			}
 		case <-sweep.C:
 			t := now()
 			for _, jr := range g.jails {

@@ -42,3 +42,32 @@ func TestEvidenceFromStrikes(t *testing.T) {
 		t.Errorf("stored evidence %q, want %q", h[0].Evidence, want)
 	}
 }
+
+func TestUnbanAllAndCountAll(t *testing.T) {
+	s := openTest(t, "")
+	ctx := context.Background()
+	commit(t, s, Batch{Bans: []*ban.Ban{
+		mkBan("203.0.113.1", "postfix", t0, time.Hour), mkBan("203.0.113.2", "postfix", t0, time.Hour),
+		mkBan("203.0.113.3", "dovecot", t0, time.Hour), mkBan("198.51.100.0/24", "manual", t0, time.Hour),
+	}})
+	got, err := s.UnbanAll(ctx, "postfix", t0.Add(time.Minute), "uid 0")
+	if err != nil || len(got) != 2 {
+		t.Fatalf("UnbanAll(postfix) = %d bans, %v", len(got), err)
+	}
+	for _, b := range got {
+		if b.Ended != ban.EndUnbanned || b.EndedBy != "uid 0" || !b.EndedAt.Equal(t0.Add(time.Minute)) {
+			t.Errorf("ended %+v", b)
+		}
+	}
+	act, _ := s.CountActive(ctx, t0.Add(2*time.Minute))
+	if act["postfix"] != 0 || act["dovecot"] != 1 || act["manual"] != 1 {
+		t.Errorf("active after UnbanAll(postfix): %v", act)
+	}
+	if got, err := s.UnbanAll(ctx, "", t0.Add(2*time.Minute), "uid 0"); err != nil || len(got) != 2 {
+		t.Fatalf("UnbanAll() = %d bans, %v", len(got), err)
+	}
+	all, err := s.CountAll(ctx)
+	if err != nil || all["postfix"] != 2 || all["dovecot"] != 1 || all["manual"] != 1 {
+		t.Errorf("CountAll = %v, %v", all, err)
+	}
+}

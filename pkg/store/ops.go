@@ -440,18 +440,38 @@ func (s *Store) CountActive(ctx context.Context, now time.Time) (map[string]int,
 	if err != nil {
 		return nil, fmt.Errorf("store: count active: %w", err)
 	}
+	out, err := countByJail(rows)
+	if err != nil {
+		return nil, fmt.Errorf("store: count active: %w", err)
+	}
+	return out, nil
+}
+
+// countByJail reads rows of (jail, count) and closes them.
+func countByJail(rows *sql.Rows) (map[string]int, error) {
 	defer rows.Close()
 	out := make(map[string]int)
 	for rows.Next() {
 		var jail string
 		var n int
 		if err := rows.Scan(&jail, &n); err != nil {
-			return nil, fmt.Errorf("store: count active: %w", err)
+			return nil, err
 		}
 		out[jail] = n
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: count active: %w", err)
+	return out, rows.Err()
+}
+
+// CountAll returns the number of bans per jail in the history, active or
+// ended.
+func (s *Store) CountAll(ctx context.Context) (map[string]int, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT jail, count(*) FROM bans GROUP BY jail`)
+	if err != nil {
+		return nil, fmt.Errorf("store: count all: %w", err)
+	}
+	out, err := countByJail(rows)
+	if err != nil {
+		return nil, fmt.Errorf("store: count all: %w", err)
 	}
 	return out, nil
 }
@@ -514,10 +534,25 @@ func (s *Store) Unban(ctx context.Context, prefix netip.Prefix, jail string, now
 	if !prefix.IsValid() {
 		return nil, fmt.Errorf("store: unban: invalid prefix %v", prefix)
 	}
-	p := prefix.Masked()
+	return s.unban(ctx, prefix.Masked(), jail, now, by)
+}
+
+// UnbanAll ends every active ban (in jail, or in all jails if jail == "")
+// as ban.EndUnbanned by `by`, at now, in one transaction, and returns the
+// bans ended.
+func (s *Store) UnbanAll(ctx context.Context, jail string, now time.Time, by string) ([]ban.Ban, error) {
+	return s.unban(ctx, netip.Prefix{}, jail, now, by)
+}
+
+// unban ends the active bans of p (all of them when p is the zero prefix).
+func (s *Store) unban(ctx context.Context, p netip.Prefix, jail string, now time.Time, by string) ([]ban.Ban, error) {
 	q := `UPDATE bans SET ended = 'unbanned', ended_at = ?, ended_by = ?
-WHERE addr = ? AND bits = ? AND ended = '' AND end_ns > ?`
-	args := []any{toNS(now), by, addrKey(p.Addr()), p.Bits(), toNS(now)}
+WHERE ended = '' AND end_ns > ?`
+	args := []any{toNS(now), by, toNS(now)}
+	if p.IsValid() {
+		q += ` AND addr = ? AND bits = ?`
+		args = append(args, addrKey(p.Addr()), p.Bits())
+	}
 	if jail != "" {
 		q += ` AND jail = ?`
 		args = append(args, jail)
@@ -554,7 +589,11 @@ WHERE addr = ? AND bits = ? AND ended = '' AND end_ns > ?`
 	}
 	slices.SortFunc(out, func(a, b ban.Ban) int { return strings.Compare(a.Jail, b.Jail) })
 	if len(out) > 0 {
-		s.logger.Info("store: unbanned", "prefix", p, "jail", jail, "by", by, "n", len(out))
+		what := "all"
+		if p.IsValid() {
+			what = p.String()
+		}
+		s.logger.Info("store: unbanned", "prefix", what, "jail", jail, "by", by, "n", len(out))
 	}
 	return out, nil
 }

@@ -1,0 +1,154 @@
+// Package control is the protocol between banctl and banwatchd: HTTP with
+// JSON on a unix socket. The daemon serves it (Server, over a Handler the
+// daemon implements); banctl uses Client.
+//
+// Endpoints (all under /v1):
+//
+//	GET  /v1/status                       Status
+//	GET  /v1/bans?jail=J&ip=ADDR|CIDR     active bans, JSON Lines of Ban
+//	GET  /v1/history?ip=&jail=&since=&limit=  bans active and ended, newest first, JSON Lines of Ban
+//	POST /v1/ban      BanRequest          {"bans":[Ban]}
+//	POST /v1/unban    UnbanRequest        {"bans":[Ban]}
+//	POST /v1/reload                       {} or an error
+//
+// Errors are {"error":"reason"} with a 4xx status for a bad request (400
+// malformed, 404 unknown jail, 409 refused such as an ignored address) and
+// 5xx when the daemon failed. The socket is mode 0600 (0660 for the
+// configured group); the server learns the peer's uid from the kernel
+// (SO_PEERCRED) and records it as who unbanned.
+package control
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/banwatch/banwatch/pkg/ban"
+)
+
+// DefaultSocket is where banctl looks for the daemon without --socket or
+// BANWATCH_SOCKET.
+const DefaultSocket = "/run/banwatch/banwatch.sock"
+
+// Ban is one ban as the protocol carries it.
+type Ban struct {
+	ID         int64      `json:"id"`
+	IP         string     `json:"ip"`     // the address, or the CIDR of a subnet ban
+	Prefix     string     `json:"prefix"` // always a CIDR: 203.0.113.7/32
+	Jail       string     `json:"jail"`
+	Origin     string     `json:"origin"` // "jail" or "manual"
+	Since      time.Time  `json:"since"`
+	Until      time.Time  `json:"until"`
+	Strikes    int        `json:"strikes"`
+	Reason     string     `json:"reason"`
+	FirstEvent *time.Time `json:"first_event,omitempty"`
+	LastEvent  *time.Time `json:"last_event,omitempty"`
+	Ended      string     `json:"ended,omitempty"` // "", "expired", "unbanned", "replaced"
+	EndedAt    *time.Time `json:"ended_at,omitempty"`
+	EndedBy    string     `json:"ended_by,omitempty"`
+	Evidence   []string   `json:"evidence,omitempty"`
+}
+
+// FromBan converts a stored ban; evidence is included when withEvidence.
+func FromBan(b *ban.Ban, withEvidence bool) Ban {
+	ip := b.Prefix.String()
+	if b.Single() {
+		ip = b.Prefix.Addr().String()
+	}
+	out := Ban{
+		ID: b.ID, IP: ip, Prefix: b.Prefix.String(), Jail: b.Jail, Origin: b.Origin,
+		Since: b.Start.UTC(), Until: b.End.UTC(), Strikes: b.Strikes, Reason: b.Reason,
+		Ended: b.Ended, EndedBy: b.EndedBy,
+	}
+	opt := func(t time.Time) *time.Time {
+		if t.IsZero() {
+			return nil
+		}
+		u := t.UTC()
+		return &u
+	}
+	out.FirstEvent, out.LastEvent, out.EndedAt = opt(b.FirstEvent), opt(b.LastEvent), opt(b.EndedAt)
+	if withEvidence {
+		out.Evidence = b.Evidence
+	}
+	return out
+}
+
+// BanRequest asks for a manual ban.
+type BanRequest struct {
+	IP     string `json:"ip"`               // an address or a CIDR prefix
+	Jail   string `json:"jail,omitempty"`   // default "manual": every port
+	For    string `json:"for,omitempty"`    // a duration ("7d"); default the jail's ban_time
+	Reason string `json:"reason,omitempty"` // recorded with the ban
+	Force  bool   `json:"force,omitempty"`  // ban even an ignored address (never loopback)
+}
+
+// UnbanRequest asks to lift bans: of IP in Jail, of IP in every jail
+// (AllJails), or every active ban (All, which IP must not accompany).
+type UnbanRequest struct {
+	IP       string `json:"ip,omitempty"`
+	Jail     string `json:"jail,omitempty"`
+	AllJails bool   `json:"all_jails,omitempty"`
+	All      bool   `json:"all,omitempty"`
+}
+
+// BansReply answers ban and unban: the bans made or ended.
+type BansReply struct {
+	Bans []Ban `json:"bans"`
+}
+
+// Status is what banctl status shows.
+type Status struct {
+	Version  string       `json:"version"`
+	Started  time.Time    `json:"started"`
+	Uptime   float64      `json:"uptime_seconds"`
+	Config   string       `json:"config"`
+	StateDir string       `json:"state_dir"`
+	Firewall string       `json:"firewall"`
+	Table    string       `json:"table"`
+	Skipped  int64        `json:"lines_skipped"`
+	Jails    []JailStatus `json:"jails"`
+}
+
+// JailStatus is one jail in Status.
+type JailStatus struct {
+	Name       string      `json:"name"`
+	Enabled    string      `json:"enabled"` // "true", "false", "auto"
+	Running    bool        `json:"running"`
+	Filter     string      `json:"filter,omitempty"`
+	Ports      []uint16    `json:"ports,omitempty"`
+	MaxStrikes int         `json:"max_strikes,omitempty"`
+	FindTime   string      `json:"find_time,omitempty"`
+	BanTime    string      `json:"ban_time,omitempty"`
+	Logs       []LogStatus `json:"logs,omitempty"`
+	Lines      int64       `json:"lines"`
+	Events     int64       `json:"events"`
+	Unparsable int64       `json:"unparsable"`
+	Strikes    int64       `json:"strikes"`
+	BansRun    int64       `json:"bans_since_start"`
+	Active     int         `json:"active_bans"`
+	Total      int         `json:"bans_total"`
+}
+
+// LogStatus is one followed log in JailStatus.
+type LogStatus struct {
+	Path    string `json:"path"`
+	File    string `json:"file,omitempty"` // the file followed, for a pattern
+	Open    bool   `json:"open"`
+	Lines   int64  `json:"lines"`
+	Skipped int64  `json:"skipped"`
+	Offset  int64  `json:"offset"`
+	Inode   uint64 `json:"inode,omitempty"`
+}
+
+// Error is a refusal or failure the daemon answered with.
+type Error struct {
+	Status int    // the HTTP status: 4xx refused, 5xx failed
+	Msg    string // the daemon's reason
+}
+
+func (e *Error) Error() string { return e.Msg }
+
+// Errorf returns an *Error with status and a formatted reason.
+func Errorf(status int, format string, args ...any) *Error {
+	return &Error{Status: status, Msg: fmt.Sprintf(format, args...)}
+}

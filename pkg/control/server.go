@@ -1,0 +1,342 @@
+package control
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/banwatch/banwatch/pkg/ban"
+)
+
+// Handler is what the daemon offers the control socket. Methods are called
+// concurrently, one goroutine per request. An error that is an *Error is
+// answered with its status; any other error is a 500.
+type Handler interface {
+	Status(ctx context.Context) (*Status, error)
+	// Active calls fn with each active ban of jail ("" for all) inside or
+	// covering p (the zero prefix for all), until fn returns an error.
+	Active(ctx context.Context, jail string, p netip.Prefix, fn func(*ban.Ban) error) error
+	// History calls fn with bans active and ended, newest first.
+	History(ctx context.Context, q HistoryQuery, fn func(*ban.Ban) error) error
+	Ban(ctx context.Context, req BanRequest, peer Peer) ([]ban.Ban, error)
+	Unban(ctx context.Context, req UnbanRequest, peer Peer) ([]ban.Ban, error)
+	// Reload loads the configuration again; a refused one is an error
+	// whose text names the problems.
+	Reload(ctx context.Context) error
+}
+
+// HistoryQuery selects history: bans of jail ("" for all), inside or
+// covering Prefix (zero for all), started at or after Since, at most Limit
+// (0 for no limit).
+type HistoryQuery struct {
+	Prefix netip.Prefix
+	Jail   string
+	Since  time.Time
+	Limit  int
+}
+
+// Peer is who is on the other end of the socket, as the kernel tells.
+type Peer struct {
+	UID, GID, PID int
+}
+
+// String names the peer as the history records who unbanned: "uid 0 (root)".
+func (p Peer) String() string {
+	s := "uid " + strconv.Itoa(p.UID)
+	if u, err := user.LookupId(strconv.Itoa(p.UID)); err == nil {
+		s += " (" + u.Username + ")"
+	}
+	return s
+}
+
+type peerKey struct{}
+
+// PeerFrom returns the peer of a request's context.
+func PeerFrom(ctx context.Context) (Peer, bool) {
+	p, ok := ctx.Value(peerKey{}).(Peer)
+	return p, ok
+}
+
+// Server serves the control protocol.
+type Server struct {
+	h   Handler
+	log *slog.Logger
+	srv *http.Server
+}
+
+// maxBody is the largest request body taken.
+const maxBody = 64 << 10
+
+// NewServer returns a server answering with h.
+func NewServer(h Handler, logger *slog.Logger) *Server {
+	s := &Server{h: h, log: logger}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/status", s.status)
+	mux.HandleFunc("GET /v1/bans", s.list)
+	mux.HandleFunc("GET /v1/history", s.history)
+	mux.HandleFunc("POST /v1/ban", s.ban)
+	mux.HandleFunc("POST /v1/unban", s.unban)
+	mux.HandleFunc("POST /v1/reload", s.reload)
+	s.srv = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			if p, ok := peerOf(c); ok {
+				return context.WithValue(ctx, peerKey{}, p)
+			}
+			return ctx
+		},
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
+	}
+	return s
+}
+
+// Listen makes the socket at path: its directory (0755) if missing, a stale
+// socket of a dead daemon removed, mode 0600, or 0660 with group gid when
+// gid >= 0. A socket a live daemon answers on is left alone: an error.
+func Listen(path string, gid int) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("control: %w", err)
+	}
+	if st, err := os.Lstat(path); err == nil {
+		if st.Mode()&os.ModeSocket == 0 {
+			return nil, fmt.Errorf("control: %s exists and is not a socket", path)
+		}
+		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("control: %s: another banwatchd answers there", path)
+		}
+		os.Remove(path)
+	}
+	// The socket is made with no permissions for anyone but root, so that
+	// there is no moment in which others could connect.
+	old := syscall.Umask(0o177)
+	l, err := net.Listen("unix", path)
+	syscall.Umask(old)
+	if err != nil {
+		return nil, fmt.Errorf("control: %w", err)
+	}
+	l.(*net.UnixListener).SetUnlinkOnClose(true)
+	if gid >= 0 {
+		if err := os.Chown(path, 0, gid); err != nil {
+			l.Close()
+			return nil, fmt.Errorf("control: %w", err)
+		}
+		if err := os.Chmod(path, 0o660); err != nil {
+			l.Close()
+			return nil, fmt.Errorf("control: %w", err)
+		}
+	}
+	return l, nil
+}
+
+// Serve answers on l until ctx is done, then shuts down, letting requests
+// in flight finish for a few seconds.
+func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	errc := make(chan error, 1)
+	go func() { errc <- s.srv.Serve(l) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("control: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	s.srv.Shutdown(sctx)
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("control: %w", err)
+	}
+	return nil
+}
+
+func peerOf(c net.Conn) (Peer, bool) {
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		return Peer{}, false
+	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return Peer{}, false
+	}
+	var cred *unix.Ucred
+	var cerr error
+	if err := raw.Control(func(fd uintptr) {
+		cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	}); err != nil || cerr != nil {
+		return Peer{}, false
+	}
+	return Peer{UID: int(cred.Uid), GID: int(cred.Gid), PID: int(cred.Pid)}, true
+}
+
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	status := http.StatusInternalServerError
+	var e *Error
+	if errors.As(err, &e) {
+		status = e.Status
+	} else {
+		s.log.Error("control request failed", "path", r.URL.Path, "err", err)
+	}
+	writeJSON(w, status, map[string]string{"error": err.Error()})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+	st, err := s.h.Status(r.Context())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+// prefixParam reads the ip query parameter (absent: the zero prefix).
+func prefixParam(r *http.Request) (netip.Prefix, error) {
+	v := r.URL.Query().Get("ip")
+	if v == "" {
+		return netip.Prefix{}, nil
+	}
+	p, err := ban.ParsePrefix(v)
+	if err != nil {
+		return netip.Prefix{}, Errorf(http.StatusBadRequest, "ip: %v", err)
+	}
+	return p, nil
+}
+
+// stream writes bans as JSON Lines; an error before the first line is an
+// error answer, after it the stream just ends (the client sees no final
+// newline-terminated summary and reports it).
+func (s *Server) stream(w http.ResponseWriter, r *http.Request, run func(fn func(*ban.Ban) error) error, evidence bool) {
+	bw := bufio.NewWriterSize(w, 64<<10)
+	enc := json.NewEncoder(bw)
+	started := false
+	err := run(func(b *ban.Ban) error {
+		if !started {
+			w.Header().Set("Content-Type", "application/x-ndjson")
+			w.WriteHeader(http.StatusOK)
+			started = true
+		}
+		return enc.Encode(FromBan(b, evidence))
+	})
+	if err != nil && !started {
+		s.fail(w, r, err)
+		return
+	}
+	if !started {
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		w.WriteHeader(http.StatusOK)
+	}
+	if err == nil {
+		// The last line says the stream is whole.
+		enc.Encode(map[string]bool{"end": true})
+	}
+	bw.Flush()
+}
+
+func (s *Server) list(w http.ResponseWriter, r *http.Request) {
+	p, err := prefixParam(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	jail := r.URL.Query().Get("jail")
+	s.stream(w, r, func(fn func(*ban.Ban) error) error { return s.h.Active(r.Context(), jail, p, fn) }, false)
+}
+
+func (s *Server) history(w http.ResponseWriter, r *http.Request) {
+	p, err := prefixParam(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	q := HistoryQuery{Prefix: p, Jail: r.URL.Query().Get("jail")}
+	if v := r.URL.Query().Get("since"); v != "" {
+		t, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			s.fail(w, r, Errorf(http.StatusBadRequest, "since: want an RFC 3339 time, got %q", v))
+			return
+		}
+		q.Since = t
+	}
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			s.fail(w, r, Errorf(http.StatusBadRequest, "limit: want a number, got %q", v))
+			return
+		}
+		q.Limit = n
+	}
+	evidence := r.URL.Query().Get("evidence") == "1"
+	s.stream(w, r, func(fn func(*ban.Ban) error) error { return s.h.History(r.Context(), q, fn) }, evidence)
+}
+
+// decode reads a JSON request body strictly.
+func decode(r *http.Request, v any) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return Errorf(http.StatusBadRequest, "malformed request: %v", err)
+	}
+	return nil
+}
+
+func (s *Server) ban(w http.ResponseWriter, r *http.Request) {
+	var req BanRequest
+	if err := decode(r, &req); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	peer, _ := PeerFrom(r.Context())
+	bans, err := s.h.Ban(r.Context(), req, peer)
+	s.answerBans(w, r, bans, err)
+}
+
+func (s *Server) unban(w http.ResponseWriter, r *http.Request) {
+	var req UnbanRequest
+	if err := decode(r, &req); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	peer, _ := PeerFrom(r.Context())
+	bans, err := s.h.Unban(r.Context(), req, peer)
+	s.answerBans(w, r, bans, err)
+}
+
+func (s *Server) answerBans(w http.ResponseWriter, r *http.Request, bans []ban.Ban, err error) {
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	out := BansReply{Bans: make([]Ban, 0, len(bans))}
+	for i := range bans {
+		out.Bans = append(out.Bans, FromBan(&bans[i], false))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) reload(w http.ResponseWriter, r *http.Request) {
+	if err := s.h.Reload(r.Context()); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{})
+}

@@ -1,0 +1,391 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"runtime/debug"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/banwatch/banwatch/pkg/ban"
+	"github.com/banwatch/banwatch/pkg/config"
+	"github.com/banwatch/banwatch/pkg/control"
+	"github.com/banwatch/banwatch/pkg/firewall"
+	"github.com/banwatch/banwatch/pkg/jail"
+	"github.com/banwatch/banwatch/pkg/store"
+)
+
+// The daemon answers the control socket.
+var _ control.Handler = (*daemon)(nil)
+
+// Version is banwatchd's version: set at build time with
+// -ldflags "-X github.com/banwatch/banwatch/pkg/daemon.Version=1.2.3", or
+// taken from the build's VCS stamp.
+var Version = ""
+
+func version() string {
+	if Version != "" {
+		return Version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		var rev, dirty string
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				rev = s.Value
+			case "vcs.modified":
+				if s.Value == "true" {
+					dirty = "+modified"
+				}
+			}
+		}
+		if rev != "" {
+			return "dev-" + rev[:min(12, len(rev))] + dirty
+		}
+		if bi.Main.Version != "" {
+			return bi.Main.Version
+		}
+	}
+	return "dev"
+}
+
+// withGen runs fn on the current generation's committer, which owns the
+// store's writes and the firewall. During a reload it waits for the next
+// generation, for up to ten seconds.
+func (d *daemon) withGen(ctx context.Context, fn func(g *generation, bg context.Context) error) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		g := d.current()
+		done := make(chan error, 1)
+		select {
+		case g.ctl <- func(bg context.Context) { done <- fn(g, bg) }:
+			return <-done
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-g.stopped:
+		}
+		if time.Now().After(deadline) {
+			return control.Errorf(http.StatusServiceUnavailable, "banwatchd is restarting its pipeline; try again")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// sendMark hands a jail mark to the generation's processor.
+func (g *generation) sendMark(m mark) {
+	select {
+	case g.marks <- m:
+	case <-g.stopped:
+	}
+}
+
+// knownJail reports whether name is a running jail or the manual jail.
+func (g *generation) knownJail(name string) bool {
+	return name == config.ManualJail || g.jailRun(name) != nil
+}
+
+func (g *generation) jailNames() string {
+	names := []string{config.ManualJail}
+	for _, jr := range g.jails {
+		names = append(names, jr.cfg.Name)
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
+}
+
+func (g *generation) checkJail(name string) error {
+	if name != "" && !g.knownJail(name) {
+		return control.Errorf(http.StatusNotFound, "no jail %q is running (jails: %s)", name, g.jailNames())
+	}
+	return nil
+}
+
+// Status implements control.Handler.
+func (d *daemon) Status(ctx context.Context) (*control.Status, error) {
+	g := d.current()
+	t := now()
+	active, err := d.store.CountActive(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	total, err := d.store.CountAll(ctx)
+	if err != nil {
+		return nil, err
+	}
+	st := &control.Status{
+		Version: version(), Started: d.started.UTC(), Uptime: t.Sub(d.started).Seconds(),
+		Config: g.cfg.Dir, StateDir: g.cfg.Daemon.StateDir, Firewall: g.cfg.Daemon.Firewall, Table: g.cfg.Daemon.Table,
+		Skipped: g.skipped.Load(),
+	}
+	files := map[string]control.LogStatus{}
+	for _, f := range g.files {
+		fs := f.Stats()
+		ls := control.LogStatus{Path: fs.Path, Open: fs.Open, Lines: fs.Lines, Skipped: fs.Skipped,
+			Offset: fs.Pos.Offset, Inode: fs.Pos.Inode}
+		if p, ok := f.(*patternSource); ok {
+			ls.Path, ls.File = p.pattern, fs.Path
+			if fs.Path == p.pattern {
+				ls.File = ""
+			}
+		}
+		files[ls.Path] = ls
+	}
+	for _, jc := range g.cfg.Jails {
+		js := control.JailStatus{Name: jc.Name, Enabled: string(jc.Enabled), Active: active[jc.Name], Total: total[jc.Name]}
+		if jr := g.jailRun(jc.Name); jr != nil {
+			js.Running = true
+			js.Filter, js.Ports, js.MaxStrikes = jc.Filter, jc.Ports, jc.MaxStrikes
+			js.FindTime, js.BanTime = config.FormatDuration(jc.FindTime), config.FormatDuration(jc.BanTime)
+			for _, p := range jr.logs {
+				if ls, ok := files[p]; ok {
+					js.Logs = append(js.Logs, ls)
+				}
+			}
+			js.Lines, js.Events, js.Unparsable = jr.lines.Load(), jr.events.Load(), jr.unparsable.Load()
+			js.Strikes, js.BansRun = jr.strikes.Load(), jr.bans.Load()
+		}
+		st.Jails = append(st.Jails, js)
+	}
+	st.Jails = append(st.Jails, control.JailStatus{Name: config.ManualJail, Enabled: "true", Running: true,
+		Active: active[config.ManualJail], Total: total[config.ManualJail]})
+	return st, nil
+}
+
+// Active implements control.Handler: the store's active bans, oldest first.
+func (d *daemon) Active(ctx context.Context, jailName string, p netip.Prefix, fn func(*ban.Ban) error) error {
+	if err := d.current().checkJail(jailName); err != nil {
+		if _, ok := d.activeJails(ctx)[jailName]; !ok {
+			return err
+		}
+	}
+	bans, err := d.store.Active(ctx, now())
+	if err != nil {
+		return err
+	}
+	slices.SortFunc(bans, func(a, b ban.Ban) int { return a.Start.Compare(b.Start) })
+	for i := range bans {
+		b := &bans[i]
+		if jailName != "" && b.Jail != jailName || p.IsValid() && !b.Prefix.Overlaps(p) {
+			continue
+		}
+		if err := fn(b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// activeJails lists the jails with active bans (also jails no longer
+// configured), so that their bans can still be listed and lifted.
+func (d *daemon) activeJails(ctx context.Context) map[string]int {
+	m, _ := d.store.CountActive(ctx, now())
+	return m
+}
+
+// History implements control.Handler.
+func (d *daemon) History(ctx context.Context, q control.HistoryQuery, fn func(*ban.Ban) error) error {
+	bans, err := d.store.History(ctx, store.Query{Prefix: q.Prefix, Jail: q.Jail, Since: q.Since, Limit: q.Limit})
+	if err != nil {
+		return err
+	}
+	for i := range bans {
+		if err := fn(&bans[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+var loopback = jail.NewIgnore()
+
+// Ban implements control.Handler: a manual ban goes the way of a jail's,
+// store first, then the kernel.
+func (d *daemon) Ban(ctx context.Context, req control.BanRequest, peer control.Peer) ([]ban.Ban, error) {
+	p, err := ban.ParsePrefix(req.IP)
+	if err != nil {
+		return nil, control.Errorf(http.StatusBadRequest, "ip: %v", err)
+	}
+	if loopback.Overlaps(p) {
+		return nil, control.Errorf(http.StatusConflict, "%s is or holds a loopback address: banwatch never bans those", p)
+	}
+	var out ban.Ban
+	err = d.withGen(ctx, func(g *generation, bg context.Context) error {
+		jailName := req.Jail
+		if jailName == "" {
+			jailName = config.ManualJail
+		}
+		if err := g.checkJail(jailName); err != nil {
+			return err
+		}
+		dur := config.DefaultBanTime
+		if jr := g.jailRun(jailName); jr != nil {
+			dur = jr.cfg.BanTime
+		}
+		if req.For != "" {
+			if dur, err = config.ParseDuration(req.For); err != nil || dur < time.Second {
+				return control.Errorf(http.StatusBadRequest, "for: %q: want a duration of a second or more: 30m, 12h, 7d", req.For)
+			}
+		}
+		if !req.Force {
+			if why := g.ignoredBy(jailName, p); why != "" {
+				return control.Errorf(http.StatusConflict, "%s is not banned: %s; use --force to ban it anyway", p, why)
+			}
+		}
+		reason := req.Reason
+		if reason == "" {
+			reason = "manual ban by " + peer.String()
+		}
+		t := now()
+		b := &ban.Ban{Prefix: p, Jail: jailName, Origin: ban.OriginManual, Start: t, End: t.Add(dur),
+			Reason: reason, FirstEvent: t, LastEvent: t, Evidence: []string{}}
+		if err := d.store.Commit(bg, store.Batch{Bans: []*ban.Ban{b}}); err != nil {
+			return err
+		}
+		e, _ := entry(b, dur, t)
+		if err := g.backend.Add(bg, []firewall.Entry{e}); err != nil {
+			return fmt.Errorf("the ban is stored but the firewall refused it (it is retried at the next repair): %w", err)
+		}
+		g.log.Info("ban", "jail", jailName, "ip", p, "reason", reason, "for", config.FormatDuration(dur), "by", peer.String())
+		out = *b
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if g := d.current(); g.jailRun(out.Jail) != nil {
+		g.sendMark(mark{jail: out.Jail, prefix: out.Prefix, end: out.End})
+	}
+	return []ban.Ban{out}, nil
+}
+
+// ignoredBy says why p may not be banned in jailName without --force, or "".
+func (g *generation) ignoredBy(jailName string, p netip.Prefix) string {
+	var ig *jail.Ignore
+	if jr := g.jailRun(jailName); jr != nil {
+		ig = jr.ignore
+	} else {
+		ig = g.manualIgnore
+	}
+	for _, q := range ig.Prefixes() {
+		if q.Overlaps(p) {
+			return fmt.Sprintf("it overlaps %s, which is on the ignore list (the [daemon] or jail ignore key, or an address of this host)", q)
+		}
+	}
+	return ""
+}
+
+// Unban implements control.Handler: the store first, then the kernel.
+func (d *daemon) Unban(ctx context.Context, req control.UnbanRequest, peer control.Peer) ([]ban.Ban, error) {
+	var p netip.Prefix
+	switch {
+	case req.All && req.IP != "":
+		return nil, control.Errorf(http.StatusBadRequest, "all: give either an address or all, not both")
+	case !req.All:
+		var err error
+		if p, err = ban.ParsePrefix(req.IP); err != nil {
+			return nil, control.Errorf(http.StatusBadRequest, "ip: %v", err)
+		}
+	}
+	if req.Jail != "" && req.AllJails {
+		return nil, control.Errorf(http.StatusBadRequest, "jail and all_jails exclude each other")
+	}
+	var ended []ban.Ban
+	err := d.withGen(ctx, func(g *generation, bg context.Context) error {
+		t := now()
+		if req.Jail != "" {
+			if err := g.checkJail(req.Jail); err != nil {
+				if _, ok := d.activeJails(bg)[req.Jail]; !ok {
+					return err
+				}
+			}
+		}
+		var err error
+		if req.All {
+			ended, err = d.store.UnbanAll(bg, req.Jail, t, peer.String())
+		} else {
+			if req.Jail == "" && !req.AllJails {
+				if err := d.oneJail(bg, p, t); err != nil {
+					return err
+				}
+			}
+			ended, err = d.store.Unban(bg, p, req.Jail, t, peer.String())
+		}
+		if err != nil {
+			return err
+		}
+		if len(ended) == 0 && !req.All {
+			return control.Errorf(http.StatusNotFound, "%s has no active ban%s", p, inJail(req.Jail))
+		}
+		var entries []firewall.Entry
+		for _, b := range ended {
+			if g.knownJail(b.Jail) {
+				entries = append(entries, firewall.Entry{Jail: b.Jail, Prefix: b.Prefix})
+			}
+			g.log.Info("unban", "jail", b.Jail, "ip", b.Prefix, "by", peer.String())
+		}
+		if err := g.backend.Remove(bg, entries); err != nil {
+			g.log.Error("removing bans from the firewall failed; repairing from the store", "err", err)
+			g.reconcile(bg, &rateLog{log: g.log})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	g := d.current()
+	for _, b := range ended {
+		if g.jailRun(b.Jail) != nil {
+			g.sendMark(mark{jail: b.Jail, prefix: b.Prefix, unmark: true})
+		}
+	}
+	return ended, nil
+}
+
+// oneJail refuses an unban without a jail when p is banned in several.
+func (d *daemon) oneJail(ctx context.Context, p netip.Prefix, t time.Time) error {
+	bans, err := d.store.History(ctx, store.Query{Prefix: p})
+	if err != nil {
+		return err
+	}
+	var jails []string
+	for _, b := range bans {
+		if b.Prefix == p && b.Ended == ban.EndActive && b.End.After(t) {
+			jails = append(jails, b.Jail)
+		}
+	}
+	if len(jails) > 1 {
+		sort.Strings(jails)
+		return control.Errorf(http.StatusConflict, "%s is banned in %s: name one with --jail, or use --all-jails", p, strings.Join(jails, ", "))
+	}
+	return nil
+}
+
+func inJail(j string) string {
+	if j == "" {
+		return ""
+	}
+	return " in jail " + j
+}
+
+// Reload implements control.Handler.
+func (d *daemon) Reload(ctx context.Context) error {
+	reply := make(chan error, 1)
+	select {
+	case d.reloads <- reply:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-reply:
+		if err != nil {
+			return control.Errorf(http.StatusUnprocessableEntity, "%v", err)
+		}
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
