@@ -34,8 +34,8 @@ type mailLab struct {
 	addrs    map[string]bool // client addresses added so far
 	// vethClient is the veth end in the client namespace.
 	vethClient string
-	env      *env            // banwatchd's configuration
-	daemon   *daemonProc
+	env        *env // banwatchd's configuration
+	daemon     *daemonProc
 }
 
 // needMailLab skips unless root, the namespace tools and the given
