@@ -377,3 +377,55 @@ func cmdReload(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	return 0
 }
+
+func cmdFingerprints(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs, c := newFlags("fingerprints", "[--jail J] [--json]",
+		"Lists the learned fingerprints: HELO and user names that many addresses failed with, which ban\n"+
+			"any address presenting them until they expire.",
+		"  banctl fingerprints\n  banctl fingerprints --jail postfix --json\n", stderr)
+	jail := fs.String("jail", "", "only jail `J`")
+	if _, code, ok := parse(fs, args, 0, 0); !ok {
+		return code
+	}
+	fps, err := control.NewClient(*c.socket).Fingerprints(ctx, *jail)
+	if err != nil {
+		return fail(stderr, "fingerprints", err)
+	}
+	enc := json.NewEncoder(stdout)
+	for _, fp := range fps {
+		if *c.json {
+			enc.Encode(fp)
+			continue
+		}
+		fmt.Fprintf(stdout, "%-10s %-40s until %s\n", fp.Jail, fp.Value, stamp(fp.Until))
+	}
+	if !*c.json {
+		fmt.Fprintf(stdout, "%d learned fingerprints\n", len(fps))
+	}
+	return 0
+}
+
+func cmdForget(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs, c := newFlags("forget", "VALUE [--jail J]",
+		"Forgets a learned fingerprint (helo=NAME, user=NAME, or NAME for both) and keeps it from being\n"+
+			"learned again: a name legitimate clients share. Bans already made stay; lift them with unban.",
+		"  banctl forget user=info\n  banctl forget ylmf-pc --jail exim\n", stderr)
+	jail := fs.String("jail", "", "only in jail `J`")
+	rest, code, ok := parse(fs, args, 1, 1)
+	if !ok {
+		return code
+	}
+	fps, err := control.NewClient(*c.socket).Forget(ctx, control.ForgetRequest{Value: rest[0], Jail: *jail})
+	if err != nil {
+		return fail(stderr, "forget", err)
+	}
+	enc := json.NewEncoder(stdout)
+	for _, fp := range fps {
+		if *c.json {
+			enc.Encode(fp)
+		} else {
+			fmt.Fprintf(stdout, "forgot %s in jail %s\n", fp.Value, fp.Jail)
+		}
+	}
+	return 0
+}

@@ -1,7 +1,7 @@
 // Command banctl controls banwatch: it shows and changes what banwatchd
 // does through its control socket, and runs filters offline.
 //
-//	banctl status | list | ban | unban | history | show | reload | test
+//	banctl status | list | ban | unban | history | show | reload | fingerprints | forget | test
 //
 // Each command takes --help. Exit status: 0 done, 1 the daemon refused or
 // failed, 2 bad usage or the daemon cannot be reached.
@@ -30,11 +30,13 @@ commands (the daemon's, through its socket; each takes --socket PATH and --json)
                                  past and present bans and how they ended
   show ADDR|CIDR                 bans of an address with their evidence lines
   reload                         load the configuration again (as SIGHUP)
+  fingerprints [--jail J]        learned HELO and user names that ban on sight
+  forget VALUE [--jail J]        forget a learned fingerprint for good
 
 offline:
-  test [--filter NAME|PATH] [--config DIR] [--json] [--top N] FILE...
+  test [--filter NAME|PATH | --jail NAME] [--config DIR] [--json] [--top N] FILE...
         run filters over log files ("-" reads standard input) and report
-        what they find
+        what they find; with --jail, the bans the jail would make
 
 Run "banctl COMMAND --help" for a command's options.
 `
@@ -73,6 +75,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return cmdShow(ctx, args[1:], stdout, stderr)
 	case "reload":
 		return cmdReload(ctx, args[1:], stdout, stderr)
+	case "fingerprints":
+		return cmdFingerprints(ctx, args[1:], stdout, stderr)
+	case "forget":
+		return cmdForget(ctx, args[1:], stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "banctl: unknown command %q\n\n%s", args[0], usage)
 		return 2

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -119,5 +120,40 @@ func TestTestErrors(t *testing.T) {
 				t.Errorf("stderr %q lacks %q", errOut, tt.want)
 			}
 		})
+	}
+}
+
+// banctl test --jail replays a log through the jail and prints the bans it
+// would make, with the log's own times.
+func TestTestJailReplay(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "mail.log")
+	var lines []string
+	for i := 0; i < 3; i++ {
+		lines = append(lines, fmt.Sprintf("Nov 28 05:00:0%d mx postfix/postscreen[2]: PREGREET 14 after 0.08 from [203.0.113.9]:5941%d: EHLO ylmf-pc\\r\\n", i, i))
+	}
+	for i := 1; i <= 3; i++ {
+		lines = append(lines, fmt.Sprintf("Nov 28 05:01:0%d mx postfix/smtpd[1]: warning: unknown[198.51.100.%d]: SASL LOGIN authentication failed: UGFzc3dvcmQ6", i, i))
+	}
+	if err := os.WriteFile(log, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"test", "--jail", "postfix", "--config", filepath.Join(dir, "none"), "--json", log}, nil, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	got := out.String()
+	for _, want := range []string{
+		`{"type":"ban","ip":"203.0.113.9","prefix":"203.0.113.9/32","jail":"postfix","time":"`,
+		`"reason":"instant pregreet"`,
+		`"attempts_through":4,"attempts_stopped":2`,
+		`"bans":1,"address_bans":1,"prefix_bans":0`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("output lacks %s:\n%s", want, got)
+		}
+	}
+	if code := run(context.Background(), []string{"test", "--jail", "nope", "--config", dir, log}, nil, &out, &errb); code != 2 {
+		t.Errorf("an unknown jail: exit %d", code)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"sort"
 	"strconv"
@@ -26,9 +27,11 @@ func cmdTest(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	dir := fs.String("config", config.DefaultDir, "configuration `DIR` whose filters/ add to and override the shipped ones")
 	asJSON := fs.Bool("json", false, "print one JSON object per match (JSON Lines), then a summary object")
 	top := fs.Int("top", 10, "show the `N` addresses with the most events")
+	jailName := fs.String("jail", "", "replay the log through jail `NAME` (its filter, window, fingerprints, subnets...) and report the bans it would make")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: banctl test [--filter NAME|PATH] [--config DIR] [--json] [--top N] FILE...")
-		fmt.Fprintln(stderr, "Runs filters over log files (\"-\" for standard input) without the daemon.")
+		fmt.Fprintln(stderr, "usage: banctl test [--filter NAME|PATH | --jail NAME] [--config DIR] [--json] [--top N] FILE...")
+		fmt.Fprintln(stderr, "Runs filters over log files (\"-\" for standard input) without the daemon; with --jail, also")
+		fmt.Fprintln(stderr, "the jail, with the log's own timestamps, and reports the bans it would make.")
 		fs.PrintDefaults()
 	}
 	files, err := parseInterspersed(fs, args)
@@ -44,7 +47,25 @@ func cmdTest(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	}
 
 	var filters []*filter.Filter
-	if *filterName != "" {
+	var replay *jailReplay
+	if *jailName != "" {
+		if *filterName != "" {
+			fmt.Fprintln(stderr, "banctl test: --jail uses the jail's filter; leave out --filter")
+			return 2
+		}
+		cfg, err := config.Load(*dir)
+		if err != nil {
+			fmt.Fprintln(stderr, "banctl test:", err)
+			return 2
+		}
+		jc := cfg.Jail(*jailName)
+		if jc == nil {
+			fmt.Fprintf(stderr, "banctl test: no jail %q in %s\n", *jailName, *dir)
+			return 2
+		}
+		filters = []*filter.Filter{cfg.Filters[jc.Filter]}
+		replay = newJailReplay(jc, append(append([]netip.Prefix(nil), cfg.Daemon.Ignore...), jc.Ignore...))
+	} else if *filterName != "" {
 		f, err := config.FindFilter(*dir, *filterName)
 		if err != nil {
 			fmt.Fprintln(stderr, "banctl test:", err)
@@ -82,6 +103,21 @@ func cmdTest(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 			out.Write(buf)
 		}
 	}
+	if replay != nil {
+		print := onMatch
+		onMatch = func(m *offline.Match) {
+			if print != nil {
+				print(m)
+			}
+			for _, d := range replay.observe(&m.Event) {
+				if *asJSON {
+					buf = replay.appendJSON(buf[:0], &d)
+					buf = append(buf, '\n')
+					out.Write(buf)
+				}
+			}
+		}
+	}
 	rep, err := offline.Run(ctx, set, inputs, onMatch)
 	if err != nil {
 		out.Flush()
@@ -89,9 +125,12 @@ func cmdTest(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		return 2
 	}
 	if *asJSON {
-		writeJSONSummary(out, rep)
+		writeJSONSummary(out, rep, replay)
 	} else {
 		writeSummary(out, rep, set.Filters(), *top)
+		if replay != nil {
+			replay.writeSummary(out, *top)
+		}
 	}
 	if err := out.Flush(); err != nil {
 		fmt.Fprintln(stderr, "banctl test:", err)
@@ -195,7 +234,7 @@ func writeSummary(w io.Writer, rep *offline.Report, filters []string, top int) {
 	}
 }
 
-func writeJSONSummary(w io.Writer, rep *offline.Report) {
+func writeJSONSummary(w io.Writer, rep *offline.Report, replay *jailReplay) {
 	b := []byte(`{"type":"summary","files":`)
 	b = strconv.AppendInt(b, int64(rep.Files), 10)
 	b = append(b, `,"lines":`...)
@@ -219,6 +258,9 @@ func writeJSONSummary(w io.Writer, rep *offline.Report) {
 	}
 	b = append(b, `},"seconds":`...)
 	b = strconv.AppendFloat(b, rep.Elapsed.Seconds(), 'f', 3, 64)
+	if replay != nil {
+		b = replay.appendSummary(b)
+	}
 	b = append(b, "}\n"...)
 	w.Write(b)
 }

@@ -187,8 +187,14 @@ func TestE2EPostfix(t *testing.T) {
 	l.attackUntilBanned("postfix pregreet", pre, "postfix", 3, func(int) bool { return l.pregreet(pre, 25) })
 	l.checkBanned(pre, "postfix", "pregreet", "PREGREET")
 
+	// EHLO ylmf-pc is the botnet's fingerprint: banned at once.
+	ylmf := l.client(13)
+	l.attackUntilBanned("postfix EHLO ylmf-pc", ylmf, "postfix", 1, func(int) bool { return l.badHelo(ylmf, 2525) })
+	l.checkBanned(ylmf, "postfix", "instant helo=ylmf-pc", "<ylmf-pc>: Helo command rejected")
+
+	// Another name that is no hostname: bad_helo weighs 2, so 3 tries.
 	helo := l.client(12)
-	l.attackUntilBanned("postfix bad HELO", helo, "postfix", 6, func(int) bool { return l.badHelo(helo, 2525) })
+	l.attackUntilBanned("postfix bad HELO", helo, "postfix", 6, func(int) bool { return l.badHeloAs(helo, 2525, "mailer") })
 	l.checkBanned(helo, "postfix", "bad_helo", "Helo command rejected: need fully-qualified hostname")
 
 	send(2525)
@@ -199,7 +205,7 @@ func TestE2EPostfix(t *testing.T) {
 		t.Errorf("the legitimate client's mail was not delivered four times:\n%s", tail(string(log), 20))
 	}
 
-	l.restartAndFlush(map[string]string{auth: "postfix", pre: "postfix", helo: "postfix"})
+	l.restartAndFlush(map[string]string{auth: "postfix", pre: "postfix", helo: "postfix", ylmf: "postfix"})
 	if l.gotBanner(auth, 25) {
 		t.Error("after the restart the attacker connects again")
 	}

@@ -221,8 +221,12 @@ func (l *mailLab) pregreet(from string, port int) bool {
 	return true
 }
 
-// badHelo greets with a name that is no hostname and tries to send.
-func (l *mailLab) badHelo(from string, port int) bool {
+// badHelo greets with ylmf-pc, a name that is no hostname (and the
+// botnet's), and tries to send.
+func (l *mailLab) badHelo(from string, port int) bool { return l.badHeloAs(from, port, "ylmf-pc") }
+
+// badHeloAs greets with name and tries to send.
+func (l *mailLab) badHeloAs(from string, port int, name string) bool {
 	s, err := l.dial(from, port)
 	if err != nil {
 		return false
@@ -231,7 +235,7 @@ func (l *mailLab) badHelo(from string, port int) bool {
 	if code, _, err := s.reply(); err != nil || code != 220 {
 		return false
 	}
-	s.cmd("EHLO ylmf-pc")
+	s.cmd("EHLO " + name)
 	s.cmd("MAIL FROM:<bot@example.net>")
 	s.cmd("RCPT TO:<alice@example.test>")
 	s.cmd("QUIT")

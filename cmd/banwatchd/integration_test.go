@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -812,4 +813,71 @@ func TestSocketPermissions(t *testing.T) {
 		}
 		d.stop(t)
 	}
+}
+
+// A rotating botnet against the shipped postfix jail: 200 addresses over
+// 20 /24s, each trying three times with EHLO ylmf-pc or with one shared
+// user name. Every address is banned at its first event, or by its
+// fingerprint, or inside its banned /24, and the kernel holds the /24s as
+// intervals.
+func TestBotnetIsStopped(t *testing.T) {
+	e, d := startInNetns(t)
+	stamp := time.Now().Format(time.Stamp)
+	var lines []string
+	var addrs []string
+	for try := 0; try < 3; try++ {
+		for net := 0; net < 20; net++ {
+			for host := 1; host <= 10; host++ {
+				a := fmt.Sprintf("198.18.%d.%d", net, host*7)
+				if try == 0 {
+					addrs = append(addrs, a)
+				}
+				if net%2 == 0 {
+					lines = append(lines, fmt.Sprintf("%s mx postfix/smtpd[%d]: NOQUEUE: reject: RCPT from unknown[%s]: 504 5.5.2 <ylmf-pc>: "+
+						"Helo command rejected: need fully-qualified hostname; from=<x@example.net> to=<a@example.test> proto=ESMTP helo=<ylmf-pc>",
+						stamp, 3000+net, a))
+				} else {
+					lines = append(lines, fmt.Sprintf("%s mx postfix/smtpd[%d]: warning: unknown[%s]: SASL LOGIN authentication failed: "+
+						"UGFzc3dvcmQ6, sasl_username=admin", stamp, 3000+net, a))
+				}
+			}
+		}
+	}
+	e.appendLines(lines...)
+	want := map[string]bool{}
+	for n := 0; n < 20; n++ {
+		want[fmt.Sprintf("198.18.%d.0/24", n)] = true
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	var nets map[string]element
+	for {
+		nets = e.setElements("postfix_net4")
+		got := 0
+		for p := range want {
+			if _, ok := nets[p]; ok {
+				got++
+			}
+		}
+		if got == len(want) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of 20 /24s in the kernel's interval set: %v\n%s", got, nets, tail(d.log(), 20))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	singles := e.setElements("postfix_v4")
+	for _, a := range addrs {
+		p := netip.MustParsePrefix(a + "/24").Masked().String()
+		if _, ok := singles[a]; !ok && nets[p].Val == "" {
+			t.Errorf("%s is neither banned nor inside a banned prefix", a)
+		}
+	}
+	code, out, _ := e.banctl("list", "--json", "--jail", "postfix")
+	if code != 0 || !strings.Contains(out, `"reason":"instant helo=ylmf-pc"`) || !strings.Contains(out, `"reason":"fingerprint user=admin`) ||
+		!strings.Contains(out, `"reason":"subnet: 3 addresses of 198.18.`) {
+		t.Errorf("banctl list lacks the reasons:\n%s", out)
+	}
+	t.Logf("%d single-address bans and %d /24 bans for 200 addresses sending 600 attempts", len(singles), len(nets))
+	d.stop(t)
 }

@@ -211,3 +211,33 @@ func TestParseDuration(t *testing.T) {
 		}
 	}
 }
+
+func TestShippedBotnetDefences(t *testing.T) {
+	cfg, err := Load(filepath.Join(t.TempDir(), "absent"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"postfix", "exim"} {
+		j := cfg.Jail(name)
+		if fmt.Sprint(j.Instant.HELO, j.Instant.Events) != "[ylmf-pc] [pregreet]" || !j.Learn.HELO || !j.Learn.User ||
+			j.Learn.Distinct != 5 || j.Learn.Window != time.Hour || j.Escalate.Factor != 2 || j.Escalate.Max != 90*24*time.Hour ||
+			j.Subnet.V4 != 24 || j.Subnet.V6 != 64 || j.Subnet.Bans != 3 || j.Trust != 30*24*time.Hour {
+			t.Errorf("%s: %+v", name, j)
+		}
+	}
+	// A local file turns one defence off, key by key.
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "jails"), 0o755)
+	os.WriteFile(filepath.Join(dir, "jails", "local.toml"), []byte("[postfix.subnet]\nbans = 1\n"), 0o644)
+	if _, err := Load(dir); err == nil || !strings.Contains(err.Error(), "bans: 1: want 2 to 1000") {
+		t.Errorf("bans = 1: %v", err)
+	}
+	os.WriteFile(filepath.Join(dir, "jails", "local.toml"), []byte("[postfix.subnet]\nbans = 0\n"), 0o644)
+	cfg, err = Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j := cfg.Jail("postfix"); j.Subnet.Bans != 0 || j.Subnet.V4 != 24 || j.Learn.Distinct != 5 {
+		t.Errorf("after the local override: %+v", j)
+	}
+}

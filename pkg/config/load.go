@@ -20,6 +20,7 @@ import (
 	"github.com/banwatch/banwatch/pkg/ban"
 	"github.com/banwatch/banwatch/pkg/event"
 	"github.com/banwatch/banwatch/pkg/filter"
+	"github.com/banwatch/banwatch/pkg/jail"
 	"github.com/banwatch/banwatch/pkg/tomlpos"
 )
 
@@ -97,6 +98,44 @@ type Jail struct {
 	Ignore     []netip.Prefix
 	Evidence   int // log lines kept per ban
 	MaxTracked int // addresses tracked at once; the stalest are dropped beyond it
+
+	// The botnet defences; each is off unless configured.
+	Instant  Instant
+	Learn    Learn
+	Escalate Escalate
+	Subnet   Subnet
+	Trust    time.Duration // how long an authenticated address is trusted; 0 off
+}
+
+// Instant is a jail's [J.instant] table: values and events that ban on
+// the first event.
+type Instant struct {
+	HELO   []string
+	User   []string
+	Events []event.Kind
+}
+
+// Learn is a jail's [J.learn] table: values many addresses share in
+// failure events become fingerprints.
+type Learn struct {
+	HELO, User bool
+	Distinct   int
+	Window     time.Duration
+	TTL        time.Duration
+}
+
+// Escalate is a jail's [J.escalate] table: repeat offenders' bans grow.
+type Escalate struct {
+	Factor float64
+	Max    time.Duration
+}
+
+// Subnet is a jail's [J.subnet] table: enough banned addresses of a
+// prefix ban the prefix.
+type Subnet struct {
+	V4, V6 int
+	Bans   int
+	Window time.Duration
 }
 
 // Weight returns the strikes an event of kind k counts in j.
@@ -105,6 +144,19 @@ func (j *Jail) Weight(k event.Kind) int {
 		return j.Weights[i]
 	}
 	return 0
+}
+
+// JailConfig returns what the jail package needs of j.
+func (j *Jail) JailConfig() jail.Config {
+	return jail.Config{
+		Name: j.Name, MaxStrikes: j.MaxStrikes, FindTime: j.FindTime, BanTime: j.BanTime,
+		Weights: j.Weights, MaxTracked: j.MaxTracked,
+		Instant:  jail.Instant{HELO: j.Instant.HELO, User: j.Instant.User, Events: j.Instant.Events},
+		Learn:    jail.Learn{HELO: j.Learn.HELO, User: j.Learn.User, Distinct: j.Learn.Distinct, Window: j.Learn.Window, TTL: j.Learn.TTL},
+		Escalate: jail.Escalate{Factor: j.Escalate.Factor, Max: j.Escalate.Max},
+		Subnet:   jail.Subnet{V4: j.Subnet.V4, V6: j.Subnet.V6, Bans: j.Subnet.Bans, Window: j.Subnet.Window},
+		Trust:    j.Trust,
+	}
 }
 
 // LogsPresent returns those of j's logs that exist now; a pattern counts
@@ -285,12 +337,35 @@ type jailKeys struct {
 	FindTime   *string        `toml:"find_time"`
 	BanTime    *string        `toml:"ban_time"`
 	Weights    map[string]int `toml:"weights"`
-	Ignore     []string       `toml:"ignore"`
-	Evidence   *int64         `toml:"evidence"`
-	MaxTracked *int64         `toml:"max_tracked"`
+	Trust      *string        `toml:"trust"`
+	Instant    *struct {
+		HELO   []string `toml:"helo"`
+		User   []string `toml:"user"`
+		Events []string `toml:"events"`
+	} `toml:"instant"`
+	Learn *struct {
+		Fields   []string `toml:"fields"`
+		Distinct *int64   `toml:"distinct"`
+		Window   *string  `toml:"window"`
+		TTL      *string  `toml:"ttl"`
+	} `toml:"learn"`
+	Escalate *struct {
+		Factor *float64 `toml:"factor"`
+		Max    *string  `toml:"max"`
+	} `toml:"escalate"`
+	Subnet *struct {
+		V4     *int64  `toml:"v4"`
+		V6     *int64  `toml:"v6"`
+		Bans   *int64  `toml:"bans"`
+		Window *string `toml:"window"`
+	} `toml:"subnet"`
+	Ignore     []string `toml:"ignore"`
+	Evidence   *int64   `toml:"evidence"`
+	MaxTracked *int64   `toml:"max_tracked"`
 }
 
-const jailKeyList = "enabled, filter, logs, ports, max_strikes, find_time, ban_time, weights, ignore, evidence, max_tracked"
+const jailKeyList = "enabled, filter, logs, ports, max_strikes, find_time, ban_time, weights, ignore, evidence, max_tracked, trust, " +
+	"instant (helo, user, events), learn (fields, distinct, window, ttl), escalate (factor, max), subnet (v4, v6, bans, window)"
 
 var jailName = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)
 
@@ -399,6 +474,9 @@ func loadJails(dir string, filters map[string]*filter.Filter, checkFilters bool)
 			Name: n, Enabled: EnabledAuto, Filter: n, MaxStrikes: DefaultMaxStrikes,
 			FindTime: DefaultFindTime, BanTime: DefaultBanTime, Evidence: DefaultEvidence,
 			MaxTracked: DefaultMaxTracked,
+			Learn:      Learn{Window: time.Hour, TTL: 7 * 24 * time.Hour},
+			Escalate:   Escalate{Max: 90 * 24 * time.Hour},
+			Subnet:     Subnet{Window: 24 * time.Hour},
 		}
 		for i := range j.Weights {
 			j.Weights[i] = 1
@@ -498,23 +576,23 @@ func apply(j *Jail, k jailKeys, src jailSource) error {
 			j.MaxStrikes = int(*k.MaxStrikes)
 		}
 	}
-	dur := func(p *string, key string, min time.Duration, dst *time.Duration) {
+	dur := func(p *string, min time.Duration, dst *time.Duration, key ...string) {
 		if p == nil {
 			return
 		}
 		d, err := ParseDuration(*p)
 		if err != nil {
-			bad(err.Error(), key)
+			bad(err.Error(), key...)
 			return
 		}
 		if d < min {
-			bad(fmt.Sprintf("%q is shorter than %s", *p, min), key)
+			bad(fmt.Sprintf("%q is shorter than %s", *p, min), key...)
 			return
 		}
 		*dst = d
 	}
-	dur(k.FindTime, "find_time", time.Second, &j.FindTime)
-	dur(k.BanTime, "ban_time", time.Second, &j.BanTime)
+	dur(k.FindTime, time.Second, &j.FindTime, "find_time")
+	dur(k.BanTime, time.Second, &j.BanTime, "ban_time")
 	for name, w := range k.Weights {
 		kind := event.Kind(name)
 		switch {
@@ -552,6 +630,81 @@ func apply(j *Jail, k jailKeys, src jailSource) error {
 		} else {
 			j.MaxTracked = int(*k.MaxTracked)
 		}
+	}
+	dur(k.Trust, 0, &j.Trust, "trust")
+	if x := k.Instant; x != nil {
+		if x.HELO != nil {
+			j.Instant.HELO = x.HELO
+		}
+		if x.User != nil {
+			j.Instant.User = x.User
+		}
+		if x.Events != nil {
+			j.Instant.Events = nil
+			for _, e := range x.Events {
+				if kind := event.Kind(e); kind.Valid() && kind != event.AuthSuccess {
+					j.Instant.Events = append(j.Instant.Events, kind)
+				} else {
+					bad(fmt.Sprintf("%q is not an event that can ban", e), "instant", "events")
+				}
+			}
+		}
+	}
+	if x := k.Learn; x != nil {
+		if x.Fields != nil {
+			j.Learn.HELO, j.Learn.User = false, false
+			for _, f := range x.Fields {
+				switch f {
+				case "helo":
+					j.Learn.HELO = true
+				case "user":
+					j.Learn.User = true
+				default:
+					bad(fmt.Sprintf("%q: the fields are \"helo\" and \"user\"", f), "learn", "fields")
+				}
+			}
+		}
+		if x.Distinct != nil {
+			if *x.Distinct != 0 && (*x.Distinct < 2 || *x.Distinct > 1000) {
+				bad(fmt.Sprintf("%d: want 2 to 1000 addresses, or 0 for off", *x.Distinct), "learn", "distinct")
+			} else {
+				j.Learn.Distinct = int(*x.Distinct)
+			}
+		}
+		dur(x.Window, time.Second, &j.Learn.Window, "learn", "window")
+		dur(x.TTL, time.Second, &j.Learn.TTL, "learn", "ttl")
+	}
+	if x := k.Escalate; x != nil {
+		if x.Factor != nil {
+			if *x.Factor < 1 || *x.Factor > 100 {
+				bad(fmt.Sprintf("%v: want 1 (off) to 100", *x.Factor), "escalate", "factor")
+			} else {
+				j.Escalate.Factor = *x.Factor
+			}
+		}
+		dur(x.Max, time.Second, &j.Escalate.Max, "escalate", "max")
+	}
+	if x := k.Subnet; x != nil {
+		bits := func(p *int64, key string, lo, hi int64, dst *int) {
+			if p == nil {
+				return
+			}
+			if *p != 0 && (*p < lo || *p > hi) {
+				bad(fmt.Sprintf("%d: want %d to %d, or 0 for off", *p, lo, hi), "subnet", key)
+				return
+			}
+			*dst = int(*p)
+		}
+		bits(x.V4, "v4", 8, 31, &j.Subnet.V4)
+		bits(x.V6, "v6", 32, 127, &j.Subnet.V6)
+		if x.Bans != nil {
+			if *x.Bans != 0 && (*x.Bans < 2 || *x.Bans > 1000) {
+				bad(fmt.Sprintf("%d: want 2 to 1000 banned addresses, or 0 for off", *x.Bans), "subnet", "bans")
+			} else {
+				j.Subnet.Bans = int(*x.Bans)
+			}
+		}
+		dur(x.Window, time.Second, &j.Subnet.Window, "subnet", "window")
 	}
 	return errors.Join(errs...)
 }

@@ -200,3 +200,21 @@ func (c *Client) stream(ctx context.Context, path string, q url.Values, fn func(
 	}
 	return errors.New("control: the daemon's answer ended early")
 }
+
+// Fingerprints lists the learned fingerprints of jail ("" for all).
+func (c *Client) Fingerprints(ctx context.Context, jail string) ([]Fingerprint, error) {
+	path := "/v1/fingerprints"
+	if jail != "" {
+		path += "?jail=" + url.QueryEscape(jail)
+	}
+	var out FingerprintsReply
+	err := c.call(ctx, http.MethodGet, path, nil, &out)
+	return out.Fingerprints, err
+}
+
+// Forget drops a learned fingerprint; it returns those forgotten.
+func (c *Client) Forget(ctx context.Context, req ForgetRequest) ([]Fingerprint, error) {
+	var out FingerprintsReply
+	err := c.call(ctx, http.MethodPost, "/v1/forget", req, &out)
+	return out.Fingerprints, err
+}

@@ -10,6 +10,8 @@
 //	POST /v1/ban      BanRequest          {"bans":[Ban]}
 //	POST /v1/unban    UnbanRequest        {"bans":[Ban]}
 //	POST /v1/reload                       {} or an error
+//	GET  /v1/fingerprints?jail=J          {"fingerprints":[Fingerprint]}
+//	POST /v1/forget   ForgetRequest       {"fingerprints":[Fingerprint]} forgotten
 //
 // Errors are {"error":"reason"} with a 4xx status for a bad request (400
 // malformed, 404 unknown jail, 409 refused such as an ignored address) and
@@ -138,6 +140,20 @@ type LogStatus struct {
 	Skipped int64  `json:"skipped"`
 	Offset  int64  `json:"offset"`
 	Inode   uint64 `json:"inode,omitempty"`
+}
+
+// Fingerprint is a learned fingerprint: a HELO or user name many
+// addresses failed with, which bans on sight until Until.
+type Fingerprint struct {
+	Jail  string    `json:"jail"`
+	Value string    `json:"value"` // "helo=ylmf-pc", "user=admin"
+	Until time.Time `json:"until,omitzero"`
+}
+
+// ForgetRequest asks to forget a learned fingerprint.
+type ForgetRequest struct {
+	Value string `json:"value"` // "helo=x", "user=x", or x for both
+	Jail  string `json:"jail,omitempty"`
 }
 
 // Error is a refusal or failure the daemon answered with.

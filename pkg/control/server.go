@@ -38,6 +38,11 @@ type Handler interface {
 	// Reload loads the configuration again; a refused one is an error
 	// whose text names the problems.
 	Reload(ctx context.Context) error
+	// Fingerprints lists the learned fingerprints of jail ("" for all).
+	Fingerprints(ctx context.Context, jail string) ([]Fingerprint, error)
+	// Forget drops a learned fingerprint and keeps it from being learned
+	// again; it returns those forgotten.
+	Forget(ctx context.Context, value, jail string, peer Peer) ([]Fingerprint, error)
 }
 
 // HistoryQuery selects history: bans of jail ("" for all), inside or
@@ -92,6 +97,8 @@ func NewServer(h Handler, logger *slog.Logger) *Server {
 	mux.HandleFunc("POST /v1/ban", s.ban)
 	mux.HandleFunc("POST /v1/unban", s.unban)
 	mux.HandleFunc("POST /v1/reload", s.reload)
+	mux.HandleFunc("GET /v1/fingerprints", s.fingerprints)
+	mux.HandleFunc("POST /v1/forget", s.forget)
 	s.srv = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -339,4 +346,33 @@ func (s *Server) reload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{})
+}
+
+// FingerprintsReply answers fingerprints and forget.
+type FingerprintsReply struct {
+	Fingerprints []Fingerprint `json:"fingerprints"`
+}
+
+func (s *Server) fingerprints(w http.ResponseWriter, r *http.Request) {
+	fps, err := s.h.Fingerprints(r.Context(), r.URL.Query().Get("jail"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, FingerprintsReply{Fingerprints: append([]Fingerprint{}, fps...)})
+}
+
+func (s *Server) forget(w http.ResponseWriter, r *http.Request) {
+	var req ForgetRequest
+	if err := decode(r, &req); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	peer, _ := PeerFrom(r.Context())
+	fps, err := s.h.Forget(r.Context(), req.Value, req.Jail, peer)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, FingerprintsReply{Fingerprints: fps})
 }

@@ -71,7 +71,7 @@ func (g *generation) commit(ctx context.Context, batches <-chan *batch, repair <
 			t := now()
 			var maxFind time.Duration
 			for _, jr := range g.jails {
-				maxFind = max(maxFind, jr.cfg.FindTime)
+				maxFind = max(maxFind, jr.memory())
 			}
 			if _, err := g.store.Prune(bg, t.Add(-maxFind), t.Add(-g.cfg.Daemon.History)); err != nil {
 				errs.error("store", "pruning old rows failed", "err", err)

@@ -389,3 +389,77 @@ func (d *daemon) Reload(ctx context.Context) error {
 		return ctx.Err()
 	}
 }
+
+// inProcessor runs fn on the processor, which owns the jails, and waits
+// for it.
+func (d *daemon) inProcessor(ctx context.Context, fn func(g *generation)) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		g := d.current()
+		done := make(chan struct{})
+		select {
+		case g.procOps <- func() { fn(g); close(done) }:
+			<-done
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-g.stopped:
+		}
+		if time.Now().After(deadline) {
+			return control.Errorf(http.StatusServiceUnavailable, "banwatchd is restarting its pipeline; try again")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Fingerprints implements control.Handler: the learned fingerprints in
+// force, per jail.
+func (d *daemon) Fingerprints(ctx context.Context, jailName string) ([]control.Fingerprint, error) {
+	var out []control.Fingerprint
+	err := d.inProcessor(ctx, func(g *generation) {
+		t := now()
+		for _, jr := range g.jails {
+			if jailName != "" && jr.cfg.Name != jailName {
+				continue
+			}
+			for _, fp := range jr.jail.Fingerprints(t.UnixNano()) {
+				out = append(out, control.Fingerprint{Jail: jr.cfg.Name, Value: fp.Value, Until: time.Unix(0, fp.Until).UTC()})
+			}
+		}
+	})
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Jail != out[j].Jail {
+			return out[i].Jail < out[j].Jail
+		}
+		return out[i].Value < out[j].Value
+	})
+	return out, err
+}
+
+// Forget implements control.Handler: drops a learned fingerprint (in jail,
+// or every jail) and keeps it from being learned again.
+func (d *daemon) Forget(ctx context.Context, value, jailName string, peer control.Peer) ([]control.Fingerprint, error) {
+	if strings.TrimSpace(value) == "" {
+		return nil, control.Errorf(http.StatusBadRequest, "value: say which HELO or user name to forget")
+	}
+	if err := d.current().checkJail(jailName); err != nil {
+		return nil, err
+	}
+	var out []control.Fingerprint
+	err := d.inProcessor(ctx, func(g *generation) {
+		t := now()
+		for _, jr := range g.jails {
+			if jailName != "" && jr.cfg.Name != jailName {
+				continue
+			}
+			if jr.jail.Forget(value, t.UnixNano()) {
+				out = append(out, control.Fingerprint{Jail: jr.cfg.Name, Value: value})
+				g.log.Info("fingerprint forgotten", "jail", jr.cfg.Name, "value", value, "by", peer.String())
+			}
+		}
+	})
+	if err == nil && len(out) == 0 {
+		return nil, control.Errorf(http.StatusNotFound, "no learned fingerprint %q%s (it will not be learned from now on)", value, inJail(jailName))
+	}
+	return out, err
+}

@@ -240,3 +240,40 @@ func TestClientUnreachable(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// Learned fingerprints are listed and can be forgotten.
+func TestControlFingerprints(t *testing.T) {
+	e, c, stop := startWithClient(t)
+	defer stop()
+	ctx := context.Background()
+	stamp := time.Now().Format(time.Stamp)
+	var lines []string
+	for i := 1; i <= 5; i++ {
+		lines = append(lines, fmt.Sprintf("%s mx postfix/smtpd[1]: warning: unknown[198.51.100.%d]: SASL LOGIN authentication failed: "+
+			"UGFzc3dvcmQ6, sasl_username=info", stamp, i))
+	}
+	e.appendLines(lines...)
+	for i := 1; i <= 5; i++ {
+		e.waitBanned(fmt.Sprintf("198.51.100.%d", i))
+	}
+	fps, err := c.Fingerprints(ctx, "")
+	if err != nil || len(fps) != 1 || fps[0].Value != "user=info" || fps[0].Jail != "postfix" {
+		t.Fatalf("fingerprints: %+v, %v", fps, err)
+	}
+	got, err := c.Forget(ctx, control.ForgetRequest{Value: "info"})
+	if err != nil || len(got) != 1 {
+		t.Fatalf("forget: %+v, %v", got, err)
+	}
+	if fps, _ := c.Fingerprints(ctx, ""); len(fps) != 0 {
+		t.Errorf("still learned: %+v", fps)
+	}
+	_, err = c.Forget(ctx, control.ForgetRequest{Value: "info"})
+	wantRefusal(t, "forget again", err, 404, `no learned fingerprint "info"`)
+	// A new address failing with the forgotten name only gets a strike.
+	e.appendLines(fmt.Sprintf("%s mx postfix/smtpd[1]: warning: unknown[198.51.100.77]: SASL LOGIN authentication failed: "+
+		"UGFzc3dvcmQ6, sasl_username=info", stamp))
+	time.Sleep(300 * time.Millisecond)
+	if _, ok := e.active()["198.51.100.77"]; ok {
+		t.Error("banned by a forgotten fingerprint")
+	}
+}

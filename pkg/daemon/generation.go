@@ -47,7 +47,9 @@ type jailRun struct {
 	jail   *jail.Jail
 	ignore *jail.Ignore
 	logs   []string // the logs followed
-	log    *slog.Logger
+	// remembersSuccess keeps auth_success events in the store.
+	remembersSuccess bool
+	log              *slog.Logger
 
 	lines, events, unparsable, old, strikes, bans atomic.Int64
 }
@@ -69,14 +71,16 @@ type generation struct {
 	started  time.Time             // when the generation started
 	resumed  map[string]bool       // logs with a stored read position at start
 
-	skipped atomic.Int64 // lines too long to take
-	files   []statser    // the sources, for status
+	skipped   atomic.Int64    // lines too long to take
+	decisions []jail.Decision // the processor's scratch for a jail's decisions
+	files     []statser       // the sources, for status
 	// manualIgnore is what banctl ban refuses without --force in the
 	// manual jail: [daemon] ignore, loopback and the host's addresses.
 	manualIgnore *jail.Ignore
 
 	ctl     chan func(context.Context) // control requests, run by the committer
 	marks   chan mark                  // ban marks for the jails, taken by the processor
+	procOps chan func()                // work on the jails, run by the processor
 	stopped chan struct{}              // closed when the generation has ended
 }
 
@@ -191,11 +195,11 @@ func (g *generation) build() error {
 			cfg:    jc,
 			filter: f,
 			ignore: ignore,
-			jail: jail.New(jail.Config{
-				Name: jc.Name, MaxStrikes: jc.MaxStrikes, FindTime: jc.FindTime, BanTime: jc.BanTime,
-				Weights: jc.Weights, MaxTracked: jc.MaxTracked,
-			}, ignore),
-			log: g.log.With("jail", jc.Name),
+			jail:   jail.New(jc.JailConfig(), ignore),
+			// Successful logins are kept (as weight-0 strikes) when trust
+			// or learning needs them after a restart.
+			remembersSuccess: jc.Trust > 0 || jc.Learn.Distinct > 0,
+			log:              g.log.With("jail", jc.Name),
 		}
 		g.evidence[jc.Name] = jc.Evidence
 		present := jc.LogsPresent()
@@ -275,7 +279,7 @@ func (g *generation) restore(ctx context.Context, t time.Time) error {
 	// that made a ban was spent on it.
 	var maxFind time.Duration
 	for _, jr := range g.jails {
-		maxFind = max(maxFind, jr.cfg.FindTime)
+		maxFind = max(maxFind, jr.memory())
 	}
 	strikes, err := g.store.Strikes(ctx, t.Add(-maxFind))
 	if err != nil {
@@ -283,9 +287,19 @@ func (g *generation) restore(ctx context.Context, t time.Time) error {
 	}
 	for i := range strikes {
 		s := &strikes[i]
-		if jr := g.jailRun(s.Jail); jr != nil && !s.Time.Before(t.Add(-jr.cfg.FindTime)) {
-			jr.jail.Replay(&event.Event{Time: s.Time, Addr: s.Addr, Kind: s.Kind})
+		jr := g.jailRun(s.Jail)
+		if jr == nil || s.Time.Before(t.Add(-jr.memory())) {
+			continue
 		}
+		ev := event.Event{Time: s.Time, Addr: s.Addr, Kind: s.Kind}
+		// The HELO and user names, for fingerprints, come from the line.
+		if m, ok := jr.filter.Match([]byte(s.Line), s.Time); ok {
+			ev.HELO, ev.User = m.HELO, m.User
+		}
+		jr.jail.Replay(&ev)
+	}
+	if err := g.priorBans(ctx, t); err != nil {
+		return err
 	}
 	for i := range active {
 		if jr := g.jailRun(active[i].Jail); jr != nil {
@@ -436,4 +450,36 @@ func (g *generation) keepRunning(ctx context.Context, s source.Source, out chan<
 		case <-time.After(sourceRetry):
 		}
 	}
+}
+
+// memory is how far back the jail's state reaches: its window, and the
+// trust and learning windows when those are on. Stored strikes are kept
+// and replayed that far.
+func (jr *jailRun) memory() time.Duration {
+	d := jr.cfg.FindTime
+	if jr.cfg.Trust > 0 {
+		d = max(d, jr.cfg.Trust)
+	}
+	if jr.cfg.Learn.Distinct > 0 {
+		d = max(d, jr.cfg.Learn.Window)
+	}
+	return d
+}
+
+// priorBans tells the escalating jails how many bans each address had
+// within the history kept.
+func (g *generation) priorBans(ctx context.Context, t time.Time) error {
+	for _, jr := range g.jails {
+		if jr.cfg.Escalate.Factor <= 1 {
+			continue
+		}
+		counts, err := g.store.BanCounts(ctx, jr.cfg.Name, t.Add(-g.cfg.Daemon.History))
+		if err != nil {
+			return fmt.Errorf("daemon: %w", err)
+		}
+		for a, n := range counts {
+			jr.jail.SetPriorBans(a, n)
+		}
+	}
+	return nil
 }

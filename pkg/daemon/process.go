@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/banwatch/banwatch/pkg/ban"
+	"github.com/banwatch/banwatch/pkg/event"
 	"github.com/banwatch/banwatch/pkg/jail"
 	"github.com/banwatch/banwatch/pkg/logtime"
 	"github.com/banwatch/banwatch/pkg/source"
@@ -35,6 +36,8 @@ func (g *generation) process(ctx context.Context, lines <-chan source.Line, batc
 			return nil
 		case out <- b:
 			b = newBatch()
+		case fn := <-g.procOps:
+			fn()
 		case m := <-g.marks:
 			if jr := g.jailRun(m.jail); jr != nil {
 				if m.unmark {
@@ -118,20 +121,26 @@ func (g *generation) handle(l *source.Line, b *batch, ref time.Time) {
 			jr.old.Add(1)
 			continue
 		}
-		var d jail.Decision
-		out := jr.jail.Observe(&ev, &d)
-		if out != jail.Counted && out != jail.Banned {
+		var out jail.Outcome
+		g.decisions, out = jr.jail.Observe(&ev, g.decisions[:0])
+		keep := out == jail.Counted || out == jail.Banned
+		if ev.Kind == event.AuthSuccess && jr.remembersSuccess {
+			keep = true // trust and legitimate values are rebuilt from it after a restart
+		}
+		if !keep {
 			continue
 		}
-		jr.strikes.Add(1)
+		if out == jail.Counted || out == jail.Banned {
+			jr.strikes.Add(1)
+		}
 		b.strikes = append(b.strikes, ban.Strike{
 			Jail: jr.cfg.Name, Addr: ev.Addr.Unmap(), Time: ev.Time, Kind: ev.Kind,
 			Weight: jr.cfg.Weight(ev.Kind), Line: string(l.Text),
 		})
-		if out == jail.Banned {
+		for _, d := range g.decisions {
 			jr.bans.Add(1)
 			b.bans = append(b.bans, &ban.Ban{
-				Prefix: ban.PrefixOf(d.Addr), Jail: jr.cfg.Name, Origin: ban.OriginJail,
+				Prefix: d.Prefix, Jail: jr.cfg.Name, Origin: ban.OriginJail,
 				Start: d.Start, End: d.End, Strikes: d.Strikes, Reason: d.Reason,
 				FirstEvent: d.First, LastEvent: d.Start,
 			})

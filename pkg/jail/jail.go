@@ -1,21 +1,25 @@
 // Package jail decides when events become bans: a sliding window of
-// weighted strikes per address, the ignore list, and the addresses already
-// banned. It is pure: time comes from the events, so a replay of the same
-// events always gives the same decisions.
+// weighted strikes per address, the ignore list, the addresses already
+// banned, and the defences against a rotating botnet (instant and learned
+// fingerprints, repeat offenders, subnets, trusted clients). It is pure:
+// time comes from the events, so a replay of the same events always gives
+// the same decisions.
 //
 // A strike counts while it is younger than find_time at the time of the
 // newest event of its address: at event time t, strikes with time > t -
 // find_time count. When the counted weights reach max_strikes, the jail
-// decides a ban from the deciding event's time for ban_time, and forgets
-// the address's strikes.
+// decides a ban from the deciding event's time for ban_time (longer for a
+// repeat offender), and forgets the address's strikes.
 //
 // Memory is bounded: at most MaxTracked addresses are tracked at once; a new
 // address beyond that drops the one whose last strike is the stalest. Each
 // tracked address costs a map entry, a slot and its strikes (16 bytes each,
-// fewer than max_strikes of them).
+// fewer than max_strikes of them). The fingerprint, trust and subnet tables
+// are bounded the same way.
 package jail
 
 import (
+	"math"
 	"net/netip"
 	"sort"
 	"strings"
@@ -32,6 +36,48 @@ type Config struct {
 	BanTime    time.Duration
 	Weights    [event.NumKinds]int // strikes per event kind; 0 does not count
 	MaxTracked int                 // 0 means 1,000,000
+
+	Instant  Instant
+	Learn    Learn
+	Escalate Escalate
+	Subnet   Subnet
+	// Trust is how long an address that authenticated is trusted: its
+	// authentication failures are no strikes then. 0 is off.
+	Trust time.Duration
+}
+
+// Instant lists what bans on the first event: HELO names and user names
+// (compared without case), and event kinds.
+type Instant struct {
+	HELO   []string
+	User   []string
+	Events []event.Kind
+}
+
+// Learn makes fingerprints of the values that many addresses present in
+// failure events: a HELO name or user name seen from Distinct addresses
+// within Window is a fingerprint for TTL. Distinct 0 is off.
+type Learn struct {
+	HELO, User bool
+	Distinct   int
+	Window     time.Duration
+	TTL        time.Duration
+}
+
+// Escalate lengthens the bans of repeat offenders: the n-th ban of an
+// address lasts ban_time × Factor^(n-1), at most Max. Factor <= 1 is off.
+type Escalate struct {
+	Factor float64
+	Max    time.Duration
+}
+
+// Subnet bans a whole prefix when Bans distinct addresses of it were banned
+// within Window; IPv6 addresses are counted per V6 prefix from their first
+// strike. Bans 0 is off.
+type Subnet struct {
+	V4, V6 int
+	Bans   int
+	Window time.Duration
 }
 
 // Outcome says what Observe made of an event.
@@ -43,21 +89,23 @@ const (
 	Ignored                      // the address is on the ignore list
 	AlreadyBanned                // the address is banned in this jail at the event's time
 	Counted                      // a strike was counted; no ban yet
-	Banned                       // the strike reached max_strikes: see the Decision
+	Banned                       // the event caused bans: see the decisions
+	Trusted                      // an authentication failure of a trusted address
 )
 
-var outcomeNames = [...]string{"no_weight", "ignored", "already_banned", "counted", "banned"}
+var outcomeNames = [...]string{"no_weight", "ignored", "already_banned", "counted", "banned", "trusted"}
 
 func (o Outcome) String() string { return outcomeNames[o] }
 
 // Decision is a ban a jail decided.
 type Decision struct {
-	Addr    netip.Addr
-	Strikes int       // weighted strikes counted, >= max_strikes
-	First   time.Time // time of the oldest counted strike
-	Start   time.Time // time of the deciding strike
-	End     time.Time // Start + ban_time
-	Reason  string    // the kinds of the counted strikes, most weighty first, joined by ","
+	Prefix  netip.Prefix // a single address (/32, /128) or a subnet
+	Strikes int          // weighted strikes counted (0 for a fingerprint or subnet ban)
+	First   time.Time    // time of the oldest counted strike
+	Start   time.Time    // time of the deciding event
+	End     time.Time    // Start + the ban's length
+	Reason  string       // the kinds of the counted strikes, most weighty first; or why it is a fingerprint or subnet ban
+	Nth     int          // the address's how-manyth ban (escalation), from 1
 }
 
 type strike struct {
@@ -67,30 +115,35 @@ type strike struct {
 }
 
 type track struct {
-	addr       netip.Addr
-	prev, next int32 // recency list: head is the stalest
-	last       int64 // time of the newest strike
+	addr       netip.Addr // the address, or for IPv6 per subnet the prefix's first address
+	prev, next int32      // recency list: head is the stalest
+	last       int64      // time of the newest strike
 	s          []strike
-}
-
-type bannedPrefix struct {
-	p   netip.Prefix
-	end int64
 }
 
 // Jail tracks one jail's strikes. It is not safe for concurrent use.
 type Jail struct {
-	cfg      Config
-	ignore   *Ignore
-	find     int64
-	max      int
-	index    map[netip.Addr]int32
-	slots    []track
-	free     []int32
-	head     int32 // stalest, -1 when empty
-	tail     int32 // freshest
-	banned   map[netip.Addr]int64
-	prefixes []bannedPrefix
+	cfg    Config
+	ignore *Ignore
+	find   int64
+	max    int
+	index  map[netip.Addr]int32
+	slots  []track
+	free   []int32
+	head   int32 // stalest, -1 when empty
+	tail   int32 // freshest
+
+	banned     map[netip.Addr]int64   // single addresses → end of their ban
+	bannedNets map[netip.Prefix]int64 // prefixes → end of their ban
+	netBits    map[int]int            // prefix lengths in bannedNets, with counts
+
+	instantEvents [event.NumKinds]bool
+	instantHELO   map[string]bool
+	instantUser   map[string]bool
+	learn         *learner
+	trust         map[netip.Addr]int64 // address → time of its last authentication
+	nth           map[netip.Addr]int   // address → bans it had (escalation)
+	subnets       map[netip.Prefix][]subnetBan
 }
 
 // New returns an empty jail. ignore may be nil (nothing ignored but what
@@ -102,16 +155,40 @@ func New(cfg Config, ignore *Ignore) *Jail {
 	if cfg.MaxStrikes <= 0 {
 		cfg.MaxStrikes = 1
 	}
-	return &Jail{
-		cfg:    cfg,
-		ignore: ignore,
-		find:   int64(cfg.FindTime),
-		max:    cfg.MaxTracked,
-		index:  map[netip.Addr]int32{},
-		head:   -1,
-		tail:   -1,
-		banned: map[netip.Addr]int64{},
+	j := &Jail{
+		cfg:         cfg,
+		ignore:      ignore,
+		find:        int64(cfg.FindTime),
+		max:         cfg.MaxTracked,
+		index:       map[netip.Addr]int32{},
+		head:        -1,
+		tail:        -1,
+		banned:      map[netip.Addr]int64{},
+		bannedNets:  map[netip.Prefix]int64{},
+		netBits:     map[int]int{},
+		instantHELO: lowerSet(cfg.Instant.HELO),
+		instantUser: lowerSet(cfg.Instant.User),
+		trust:       map[netip.Addr]int64{},
+		nth:         map[netip.Addr]int{},
+		subnets:     map[netip.Prefix][]subnetBan{},
 	}
+	for _, k := range cfg.Instant.Events {
+		if i := k.Index(); i >= 0 {
+			j.instantEvents[i] = true
+		}
+	}
+	if cfg.Learn.Distinct > 0 && (cfg.Learn.HELO || cfg.Learn.User) {
+		j.learn = newLearner(cfg.Learn)
+	}
+	return j
+}
+
+func lowerSet(vals []string) map[string]bool {
+	m := make(map[string]bool, len(vals))
+	for _, v := range vals {
+		m[strings.ToLower(v)] = true
+	}
+	return m
 }
 
 // Name returns the jail's name.
@@ -120,7 +197,8 @@ func (j *Jail) Name() string { return j.cfg.Name }
 // Config returns the jail's configuration.
 func (j *Jail) Config() Config { return j.cfg }
 
-// Tracked returns how many addresses have strikes in memory.
+// Tracked returns how many addresses (or IPv6 subnets) have strikes in
+// memory.
 func (j *Jail) Tracked() int { return len(j.index) }
 
 // Weight returns what an event of kind k counts here.
@@ -131,57 +209,191 @@ func (j *Jail) Weight(k event.Kind) int {
 	return 0
 }
 
+// isAuthFailure reports whether an event of kind k is one a trusted client
+// is forgiven: a failed login, or a session that ended after one.
+func isAuthFailure(k event.Kind) bool { return k == event.AuthFailure || k == event.Disconnect }
+
 // Observe counts ev against its address and reports the outcome; on Banned
-// it fills d. An event without a time (ev.Time zero) is not counted:
-// NoWeight.
-func (j *Jail) Observe(ev *event.Event, d *Decision) Outcome {
+// it appends the bans it decided to dst (the address, maybe the addresses
+// that taught a fingerprint, maybe a subnet) and returns it. An event
+// without a time (ev.Time zero) is not counted: NoWeight.
+func (j *Jail) Observe(ev *event.Event, dst []Decision) ([]Decision, Outcome) {
 	ki := ev.Kind.Index()
-	if ki < 0 || j.cfg.Weights[ki] <= 0 || ev.Time.IsZero() {
-		return NoWeight
+	if ki < 0 || ev.Time.IsZero() {
+		return dst, NoWeight
 	}
 	a := ev.Addr.Unmap()
-	if j.ignore.Contains(a) {
-		return Ignored
-	}
 	t := ev.Time.UnixNano()
-	if j.isBanned(a, t) {
-		return AlreadyBanned
+	if ev.Kind == event.AuthSuccess {
+		j.authenticated(a, t, ev)
+		return dst, NoWeight
 	}
-	tr := j.lookup(a, t)
-	// Drop strikes that fell out of the window, then add this one.
-	cut := t - j.find
-	k := 0
-	for _, s := range tr.s {
-		if s.t > cut {
-			tr.s[k] = s
-			k++
+	weight := j.cfg.Weights[ki]
+	instant := j.instantEvents[ki] || ev.HELO != "" && j.instantHELO[strings.ToLower(ev.HELO)] ||
+		ev.User != "" && j.instantUser[strings.ToLower(ev.User)]
+	if weight <= 0 && !instant {
+		return dst, NoWeight
+	}
+	if j.ignore.Contains(a) {
+		return dst, Ignored
+	}
+	if j.isBanned(a, t) {
+		return dst, AlreadyBanned
+	}
+	if j.cfg.Trust > 0 && isAuthFailure(ev.Kind) && !instant {
+		if at, ok := j.trust[a]; ok && t-at < int64(j.cfg.Trust) {
+			return dst, Trusted
 		}
 	}
-	tr.s = append(tr.s[:k], strike{t: t, w: uint16(min(j.cfg.Weights[ki], 65535)), kind: uint8(ki)})
-	if t > tr.last {
-		tr.last = t
+	n := len(dst)
+	key := j.key(a)
+	switch {
+	case instant:
+		dst = j.decide(dst, key, nil, 0, ev.Time, instantReason(ki, ev, j))
+	default:
+		if fp, ok := j.learned(ev, t); ok {
+			dst = j.decide(dst, key, nil, 0, ev.Time, fp)
+			break
+		}
+		tr := j.lookup(key, t)
+		// Drop strikes that fell out of the window, then add this one.
+		cut := t - j.find
+		k := 0
+		for _, s := range tr.s {
+			if s.t > cut {
+				tr.s[k] = s
+				k++
+			}
+		}
+		tr.s = append(tr.s[:k], strike{t: t, w: uint16(min(weight, 65535)), kind: uint8(ki)})
+		if t > tr.last {
+			tr.last = t
+		}
+		sum := 0
+		for _, s := range tr.s {
+			sum += int(s.w)
+		}
+		if fp, taught := j.teach(ev, a, t); fp != "" {
+			// This event made a fingerprint: ban its address and those
+			// that taught it.
+			dst = j.decide(dst, key, nil, 0, ev.Time, fp)
+			for _, other := range taught {
+				if other != a && !j.isBanned(other, t) && !j.ignore.Contains(other) {
+					dst = j.decide(dst, j.key(other), nil, 0, ev.Time, fp)
+				}
+			}
+			break
+		}
+		if sum < j.cfg.MaxStrikes {
+			return dst, Counted
+		}
+		dst = j.decide(dst, key, tr, sum, ev.Time, "")
 	}
-	sum := 0
-	for _, s := range tr.s {
-		sum += int(s.w)
-	}
-	if sum < j.cfg.MaxStrikes {
-		return Counted
-	}
-	if d != nil {
-		*d = j.decide(a, tr, sum, ev.Time)
-	}
-	j.drop(a)
-	j.banned[a] = ev.Time.Add(j.cfg.BanTime).UnixNano()
-	return Banned
+	dst = j.subnetCheck(dst, n, t)
+	return dst, Banned
 }
+
+// key is what strikes are counted under: the address, or for IPv6 with
+// subnet tracking its prefix's first address.
+func (j *Jail) key(a netip.Addr) netip.Addr {
+	if a.Is6() && j.cfg.Subnet.V6 > 0 && j.cfg.Subnet.Bans > 0 {
+		return netip.PrefixFrom(a, j.cfg.Subnet.V6).Masked().Addr()
+	}
+	return a
+}
+
+// keyPrefix is the prefix a key stands for.
+func (j *Jail) keyPrefix(key netip.Addr) netip.Prefix {
+	if key.Is6() && j.cfg.Subnet.V6 > 0 && j.cfg.Subnet.Bans > 0 {
+		p := netip.PrefixFrom(key, j.cfg.Subnet.V6)
+		if !j.ignore.Overlaps(p) && !j.trustedIn(p, 0) {
+			return p
+		}
+	}
+	return netip.PrefixFrom(key, key.BitLen())
+}
+
+func instantReason(ki int, ev *event.Event, j *Jail) string {
+	switch {
+	case j.instantEvents[ki]:
+		return "instant " + string(ev.Kind)
+	case ev.HELO != "" && j.instantHELO[strings.ToLower(ev.HELO)]:
+		return "instant helo=" + ev.HELO
+	default:
+		return "instant user=" + ev.User
+	}
+}
+
+// decide appends the ban of key (tr's strikes, if any) from at and marks
+// it banned.
+func (j *Jail) decide(dst []Decision, key netip.Addr, tr *track, sum int, at time.Time, reason string) []Decision {
+	p := j.keyPrefix(key)
+	first := at.UnixNano()
+	if tr != nil {
+		var byKind [event.NumKinds]int
+		for _, s := range tr.s {
+			byKind[s.kind] += int(s.w)
+			first = min(first, s.t)
+		}
+		var kinds []int
+		for i, w := range byKind {
+			if w > 0 {
+				kinds = append(kinds, i)
+			}
+		}
+		sort.SliceStable(kinds, func(x, y int) bool { return byKind[kinds[x]] > byKind[kinds[y]] })
+		names := make([]string, len(kinds))
+		for i, k := range kinds {
+			names[i] = string(event.Known[k])
+		}
+		reason = strings.Join(names, ",")
+	}
+	j.nth[key]++
+	n := j.nth[key]
+	d := Decision{
+		Prefix:  p,
+		Strikes: sum,
+		First:   time.Unix(0, first).In(at.Location()),
+		Start:   at,
+		End:     at.Add(j.banLength(n)),
+		Reason:  reason,
+		Nth:     n,
+	}
+	j.drop(key)
+	j.mark(p, d.End.UnixNano())
+	return append(dst, d)
+}
+
+// banLength is how long the n-th ban of an address lasts.
+func (j *Jail) banLength(n int) time.Duration {
+	e := j.cfg.Escalate
+	if e.Factor <= 1 || n <= 1 {
+		return j.cfg.BanTime
+	}
+	d := float64(j.cfg.BanTime) * math.Pow(e.Factor, float64(n-1))
+	if e.Max > 0 && d > float64(e.Max) {
+		return e.Max
+	}
+	if d > float64(math.MaxInt64/2) {
+		return time.Duration(math.MaxInt64 / 2)
+	}
+	return time.Duration(d)
+}
+
+// SetPriorBans tells the jail how many bans an address had before (from
+// the store's history), so that its next ban is escalated.
+func (j *Jail) SetPriorBans(a netip.Addr, n int) { j.nth[j.key(a.Unmap())] = n }
 
 // Replay counts a strike from the store when the daemon starts, the way
 // Observe did when it was first seen, but decides nothing: a threshold
 // reached on replay was a ban then, and the store holds it.
 func (j *Jail) Replay(ev *event.Event) {
-	if j.Observe(ev, nil) == Banned {
-		delete(j.banned, ev.Addr.Unmap())
+	var buf [4]Decision
+	if ds, out := j.Observe(ev, buf[:0]); out == Banned {
+		for _, d := range ds {
+			j.unmark(d.Prefix)
+			j.nth[j.key(d.Prefix.Addr())]--
+		}
 	}
 }
 
@@ -189,32 +401,47 @@ func (j *Jail) Replay(ev *event.Event) {
 // the store, or made by an admin), so that events from inside p do not count
 // until then.
 func (j *Jail) MarkBanned(p netip.Prefix, end time.Time) {
-	p = p.Masked()
+	j.mark(p.Masked(), end.UnixNano())
 	if p.Bits() == p.Addr().BitLen() {
-		j.banned[p.Addr()] = end.UnixNano()
-		j.drop(p.Addr())
+		j.drop(j.key(p.Addr()))
+	}
+}
+
+func (j *Jail) mark(p netip.Prefix, end int64) {
+	if p.Bits() == p.Addr().BitLen() {
+		if end > j.banned[p.Addr()] {
+			j.banned[p.Addr()] = end
+		}
 		return
 	}
-	for i := range j.prefixes {
-		if j.prefixes[i].p == p {
-			j.prefixes[i].end = end.UnixNano()
-			return
-		}
+	if _, ok := j.bannedNets[p]; !ok {
+		j.netBits[p.Bits()+boolInt(p.Addr().Is6())*1000]++
 	}
-	j.prefixes = append(j.prefixes, bannedPrefix{p: p, end: end.UnixNano()})
+	if end > j.bannedNets[p] {
+		j.bannedNets[p] = end
+	}
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // Unmark forgets a ban of p (an admin lifted it).
-func (j *Jail) Unmark(p netip.Prefix) {
-	p = p.Masked()
+func (j *Jail) Unmark(p netip.Prefix) { j.unmark(p.Masked()) }
+
+func (j *Jail) unmark(p netip.Prefix) {
 	if p.Bits() == p.Addr().BitLen() {
 		delete(j.banned, p.Addr())
 		return
 	}
-	for i := range j.prefixes {
-		if j.prefixes[i].p == p {
-			j.prefixes = append(j.prefixes[:i], j.prefixes[i+1:]...)
-			return
+	if _, ok := j.bannedNets[p]; ok {
+		delete(j.bannedNets, p)
+		k := p.Bits() + boolInt(p.Addr().Is6())*1000
+		if j.netBits[k]--; j.netBits[k] <= 0 {
+			delete(j.netBits, k)
 		}
 	}
 }
@@ -226,8 +453,13 @@ func (j *Jail) isBanned(a netip.Addr, t int64) bool {
 		}
 		delete(j.banned, a)
 	}
-	for _, bp := range j.prefixes {
-		if t < bp.end && bp.p.Contains(a) {
+	v6 := boolInt(a.Is6()) * 1000
+	for k := range j.netBits {
+		if k/1000*1000 != v6 {
+			continue
+		}
+		p := netip.PrefixFrom(a, k-v6).Masked()
+		if end, ok := j.bannedNets[p]; ok && t < end {
 			return true
 		}
 	}
@@ -235,10 +467,12 @@ func (j *Jail) isBanned(a netip.Addr, t int64) bool {
 }
 
 // Sweep forgets what can no longer matter at now: tracked addresses whose
-// newest strike is older than find_time, and expired ban marks. It returns
-// how many addresses it dropped. The daemon calls it now and then.
+// newest strike is older than find_time, expired ban marks, stale trust
+// and fingerprint state. It returns how many addresses it dropped. The
+// daemon calls it now and then.
 func (j *Jail) Sweep(now time.Time) int {
-	cut := now.UnixNano() - j.find
+	t := now.UnixNano()
+	cut := t - j.find
 	n := 0
 	// The recency list is in order of last update, which is nearly the
 	// order of strike time; walk from the stalest while they are stale.
@@ -246,49 +480,30 @@ func (j *Jail) Sweep(now time.Time) int {
 		j.drop(j.slots[j.head].addr)
 		n++
 	}
-	t := now.UnixNano()
 	for a, end := range j.banned {
 		if end <= t {
 			delete(j.banned, a)
 		}
 	}
-	k := 0
-	for _, bp := range j.prefixes {
-		if bp.end > t {
-			j.prefixes[k] = bp
-			k++
+	for p, end := range j.bannedNets {
+		if end <= t {
+			j.unmark(p)
 		}
 	}
-	j.prefixes = j.prefixes[:k]
+	for a, at := range j.trust {
+		if t-at >= int64(j.cfg.Trust) {
+			delete(j.trust, a)
+		}
+	}
+	for p, bans := range j.subnets {
+		if len(pruneSubnet(bans, t-int64(j.cfg.Subnet.Window))) == 0 {
+			delete(j.subnets, p)
+		}
+	}
+	if j.learn != nil {
+		j.learn.sweep(t)
+	}
 	return n
-}
-
-func (j *Jail) decide(a netip.Addr, tr *track, sum int, at time.Time) Decision {
-	var byKind [event.NumKinds]int
-	first := tr.s[0].t
-	for _, s := range tr.s {
-		byKind[s.kind] += int(s.w)
-		first = min(first, s.t)
-	}
-	var kinds []int
-	for i, w := range byKind {
-		if w > 0 {
-			kinds = append(kinds, i)
-		}
-	}
-	sort.SliceStable(kinds, func(x, y int) bool { return byKind[kinds[x]] > byKind[kinds[y]] })
-	names := make([]string, len(kinds))
-	for i, k := range kinds {
-		names[i] = string(event.Known[k])
-	}
-	return Decision{
-		Addr:    a,
-		Strikes: sum,
-		First:   time.Unix(0, first).In(at.Location()),
-		Start:   at,
-		End:     at.Add(j.cfg.BanTime),
-		Reason:  strings.Join(names, ","),
-	}
 }
 
 // lookup returns a's track, making one (and evicting the stalest when the

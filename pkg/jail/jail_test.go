@@ -28,6 +28,16 @@ func cfg() Config {
 		Weights: weights(map[event.Kind]int{event.Pregreet: 5, event.BadHELO: 2})}
 }
 
+// observe runs one event and returns the outcome and the first decision.
+func observe(j *Jail, ev *event.Event) (Outcome, Decision) {
+	ds, out := j.Observe(ev, nil)
+	var d Decision
+	if len(ds) > 0 {
+		d = ds[0]
+	}
+	return out, d
+}
+
 type step struct {
 	at   time.Duration // after t0
 	addr string
@@ -91,8 +101,7 @@ func TestObserve(t *testing.T) {
 			j := New(cfg(), ign)
 			for i, s := range c.steps {
 				ev := event.Event{Time: t0.Add(s.at), Addr: netip.MustParseAddr(s.addr), Kind: s.kind}
-				var d Decision
-				if got := j.Observe(&ev, &d); got != s.want {
+				if got, _ := observe(j, &ev); got != s.want {
 					t.Fatalf("step %d (%s %s at +%v): %v, want %v", i, s.addr, s.kind, s.at, got, s.want)
 				}
 			}
@@ -108,13 +117,13 @@ func TestDecision(t *testing.T) {
 	var out Outcome
 	for i, k := range kinds {
 		ev := event.Event{Time: t0.Add(time.Duration(i) * time.Minute), Addr: a, Kind: k}
-		out = j.Observe(&ev, &d)
+		out, d = observe(j, &ev)
 	}
 	if out != Banned {
 		t.Fatalf("outcome %v", out)
 	}
-	want := Decision{Addr: a, Strikes: 5, First: t0, Start: t0.Add(3 * time.Minute),
-		End: t0.Add(3*time.Minute + 7*24*time.Hour), Reason: "auth_failure,bad_helo"}
+	want := Decision{Prefix: netip.PrefixFrom(a, 32), Strikes: 5, First: t0, Start: t0.Add(3 * time.Minute),
+		End: t0.Add(3*time.Minute + 7*24*time.Hour), Reason: "auth_failure,bad_helo", Nth: 1}
 	if d != want {
 		t.Errorf("decision\n got  %+v\n want %+v", d, want)
 	}
@@ -126,7 +135,7 @@ func TestDecision(t *testing.T) {
 func TestNoTimeNoStrike(t *testing.T) {
 	j := New(cfg(), nil)
 	ev := event.Event{Addr: netip.MustParseAddr("203.0.113.7"), Kind: event.Pregreet}
-	if got := j.Observe(&ev, nil); got != NoWeight {
+	if got := outcomeOf(j.Observe(&ev, nil)); got != NoWeight {
 		t.Fatalf("an event without a time: %v", got)
 	}
 }
@@ -135,11 +144,11 @@ func TestMarkBannedPrefix(t *testing.T) {
 	j := New(cfg(), nil)
 	j.MarkBanned(netip.MustParsePrefix("198.51.100.0/24"), t0.Add(time.Hour))
 	ev := event.Event{Time: t0, Addr: netip.MustParseAddr("198.51.100.9"), Kind: event.Pregreet}
-	if got := j.Observe(&ev, nil); got != AlreadyBanned {
+	if got := outcomeOf(j.Observe(&ev, nil)); got != AlreadyBanned {
 		t.Fatalf("inside a banned prefix: %v", got)
 	}
 	j.Unmark(netip.MustParsePrefix("198.51.100.0/24"))
-	if got := j.Observe(&ev, nil); got != Banned {
+	if got := outcomeOf(j.Observe(&ev, nil)); got != Banned {
 		t.Fatalf("after unmark: %v", got)
 	}
 }
@@ -156,7 +165,7 @@ func TestReplay(t *testing.T) {
 	var bans int
 	var counted []event.Event
 	for i := range evs {
-		switch live.Observe(&evs[i], nil) {
+		switch outcomeOf(live.Observe(&evs[i], nil)) {
 		case Banned:
 			bans++
 			counted = append(counted, evs[i])
@@ -178,7 +187,7 @@ func TestReplay(t *testing.T) {
 	// Unbanned by an admin: a new attack needs five new strikes.
 	for i := 0; i < 4; i++ {
 		ev := event.Event{Time: t0.Add(time.Minute + time.Duration(i)*time.Second), Addr: a, Kind: event.AuthFailure}
-		if got := restarted.Observe(&ev, nil); got != Counted {
+		if got := outcomeOf(restarted.Observe(&ev, nil)); got != Counted {
 			t.Fatalf("strike %d: %v", i, got)
 		}
 	}
@@ -201,7 +210,7 @@ func TestCapEvictsStalest(t *testing.T) {
 	var got Outcome
 	for i := 0; i < 4; i++ {
 		ev := event.Event{Time: t0.Add(6 * time.Second), Addr: last, Kind: event.AuthFailure}
-		got = j.Observe(&ev, nil)
+		got = outcomeOf(j.Observe(&ev, nil))
 	}
 	if got != Banned {
 		t.Errorf("the freshest address lost its strikes: %v", got)
@@ -210,7 +219,7 @@ func TestCapEvictsStalest(t *testing.T) {
 	first := netip.AddrFrom4([4]byte{10, 0, 0, 0})
 	for i := 0; i < 4; i++ {
 		ev := event.Event{Time: t0.Add(6 * time.Second), Addr: first, Kind: event.AuthFailure}
-		got = j.Observe(&ev, nil)
+		got = outcomeOf(j.Observe(&ev, nil))
 	}
 	if got != Counted {
 		t.Errorf("an evicted address kept its strikes: %v", got)
@@ -248,9 +257,8 @@ func ExampleJail_Observe() {
 		Weights: weights(nil)}, nil)
 	for i := 0; i < 3; i++ {
 		ev := event.Event{Time: t0.Add(time.Duration(i) * time.Second), Addr: netip.MustParseAddr("203.0.113.7"), Kind: event.AuthFailure}
-		var d Decision
-		if out := j.Observe(&ev, &d); out == Banned {
-			fmt.Println(out, d.Addr, d.Strikes, d.End.Sub(d.Start), d.Reason)
+		if out, d := observe(j, &ev); out == Banned {
+			fmt.Println(out, d.Prefix, d.Strikes, d.End.Sub(d.Start), d.Reason)
 		} else {
 			fmt.Println(out)
 		}
@@ -258,5 +266,8 @@ func ExampleJail_Observe() {
 	// Output:
 	// counted
 	// counted
-	// banned 203.0.113.7 3 1h0m0s auth_failure
+	// banned 203.0.113.7/32 3 1h0m0s auth_failure
 }
+
+// outcomeOf returns the outcome of Observe's results.
+func outcomeOf(_ []Decision, out Outcome) Outcome { return out }

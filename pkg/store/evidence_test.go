@@ -71,3 +71,19 @@ func TestUnbanAllAndCountAll(t *testing.T) {
 		t.Errorf("CountAll = %v, %v", all, err)
 	}
 }
+
+func TestBanCounts(t *testing.T) {
+	s := openTest(t, "")
+	commit(t, s, Batch{Bans: []*ban.Ban{mkBan("203.0.113.1", "postfix", t0, time.Hour), mkBan("203.0.113.2", "postfix", t0, time.Hour)}})
+	commit(t, s, Batch{Bans: []*ban.Ban{mkBan("203.0.113.1", "postfix", t0.Add(2*time.Hour), time.Hour),
+		mkBan("2001:db8::1", "postfix", t0, time.Hour), mkBan("198.51.100.0/24", "postfix", t0, time.Hour),
+		mkBan("203.0.113.1", "dovecot", t0, time.Hour), mkBan("203.0.113.3", "postfix", t0.Add(-48*time.Hour), time.Hour)}})
+	got, err := s.BanCounts(context.Background(), "postfix", t0.Add(-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[netip.Addr]int{netip.MustParseAddr("203.0.113.1"): 2, netip.MustParseAddr("203.0.113.2"): 1, netip.MustParseAddr("2001:db8::1"): 1}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("BanCounts = %v, want %v", got, want)
+	}
+}

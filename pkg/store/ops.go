@@ -462,6 +462,36 @@ func countByJail(rows *sql.Rows) (map[string]int, error) {
 	return out, rows.Err()
 }
 
+// BanCounts returns, for each single address banned in jail since the
+// given time, how many bans it had: the history a repeat offender's next
+// ban is escalated from.
+func (s *Store) BanCounts(ctx context.Context, jail string, since time.Time) (map[netip.Addr]int, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT addr, count(*) FROM bans
+WHERE jail = ? AND start_ns >= ? AND bits = CASE WHEN length(addr) = 5 THEN 32 ELSE 128 END
+GROUP BY addr`, jail, toNS(since))
+	if err != nil {
+		return nil, fmt.Errorf("store: ban counts: %w", err)
+	}
+	defer rows.Close()
+	out := map[netip.Addr]int{}
+	for rows.Next() {
+		var key []byte
+		var n int
+		if err := rows.Scan(&key, &n); err != nil {
+			return nil, fmt.Errorf("store: ban counts: %w", err)
+		}
+		a, err := keyAddr(key)
+		if err != nil {
+			return nil, fmt.Errorf("store: ban counts: %w", err)
+		}
+		out[a] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: ban counts: %w", err)
+	}
+	return out, nil
+}
+
 // CountAll returns the number of bans per jail in the history, active or
 // ended.
 func (s *Store) CountAll(ctx context.Context) (map[string]int, error) {
