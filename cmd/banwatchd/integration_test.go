@@ -485,7 +485,7 @@ func TestRotation(t *testing.T) {
 	// address with five strikes is banned.
 	settle := func() {
 		marker++
-		a := fmt.Sprintf("192.0.2.%d", marker)
+		a := fmt.Sprintf("10.200.%d.1", marker) // each in its own /24: three bans in one would ban the /24
 		e.appendLines(failures(a, 5)...)
 		e.waitElement(v4set, a, 2*time.Second)
 	}
