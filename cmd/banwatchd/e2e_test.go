@@ -148,8 +148,11 @@ func (l *mailLab) dial(from string, port int) (*smtp, error) {
 	return &smtp{c: c, r: bufio.NewReader(c)}, nil
 }
 
-// reply reads one (multi-line) reply and returns its code and text.
+// reply reads one (multi-line) reply and returns its code and text. It
+// waits 3 seconds at most: a client banned in the middle of its session
+// hears nothing more.
 func (s *smtp) reply() (int, string, error) {
+	s.c.SetReadDeadline(time.Now().Add(3 * time.Second))
 	var text strings.Builder
 	for {
 		line, err := s.r.ReadString('\n')

@@ -139,7 +139,7 @@ func TestFeatures(t *testing.T) {
 			{time.Hour + 2, "192.0.2.50", event.Disconnect, "", "", Trusted, ""},
 			{time.Hour + 3, "192.0.2.50", af, "", "alice", Trusted, ""},
 			{time.Hour + 4, "192.0.2.50", af, "", "alice", Trusted, ""},
-			{time.Hour + 5, "192.0.2.50", af, "", "alice", Trusted, ""},
+			{time.Hour + 5, "192.0.2.50", event.BadHELO, "DESKTOP-4F2K9", "", Trusted, ""},
 			{time.Hour + 6, "192.0.2.50", event.Pregreet, "", "", Banned, "192.0.2.50/32=instant pregreet"},
 		}},
 		{"trust runs out", nil, []fstep{

@@ -42,7 +42,7 @@ type Config struct {
 	Escalate Escalate
 	Subnet   Subnet
 	// Trust is how long an address that authenticated is trusted: its
-	// authentication failures are no strikes then. 0 is off.
+	// failed logins and bad HELOs are no strikes then. 0 is off.
 	Trust time.Duration
 }
 
@@ -90,7 +90,7 @@ const (
 	AlreadyBanned                // the address is banned in this jail at the event's time
 	Counted                      // a strike was counted; no ban yet
 	Banned                       // the event caused bans: see the decisions
-	Trusted                      // an authentication failure of a trusted address
+	Trusted                      // a failed login or bad HELO of a trusted address
 )
 
 var outcomeNames = [...]string{"no_weight", "ignored", "already_banned", "counted", "banned", "trusted"}
@@ -209,9 +209,12 @@ func (j *Jail) Weight(k event.Kind) int {
 	return 0
 }
 
-// isAuthFailure reports whether an event of kind k is one a trusted client
-// is forgiven: a failed login, or a session that ended after one.
-func isAuthFailure(k event.Kind) bool { return k == event.AuthFailure || k == event.Disconnect }
+// forgiven reports whether an event of kind k is one a trusted client is
+// forgiven: a failed login, a session that ended after one, or a bad HELO
+// (mail programs greet with the PC's bare name).
+func forgiven(k event.Kind) bool {
+	return k == event.AuthFailure || k == event.Disconnect || k == event.BadHELO
+}
 
 // Observe counts ev against its address and reports the outcome; on Banned
 // it appends the bans it decided to dst (the address, maybe the addresses
@@ -240,7 +243,7 @@ func (j *Jail) Observe(ev *event.Event, dst []Decision) ([]Decision, Outcome) {
 	if j.isBanned(a, t) {
 		return dst, AlreadyBanned
 	}
-	if j.cfg.Trust > 0 && isAuthFailure(ev.Kind) && !instant {
+	if j.cfg.Trust > 0 && forgiven(ev.Kind) && !instant {
 		if at, ok := j.trust[a]; ok && t-at < int64(j.cfg.Trust) {
 			return dst, Trusted
 		}
