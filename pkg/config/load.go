@@ -99,43 +99,13 @@ type Jail struct {
 	Evidence   int // log lines kept per ban
 	MaxTracked int // addresses tracked at once; the stalest are dropped beyond it
 
-	// The botnet defences; each is off unless configured.
-	Instant  Instant
-	Learn    Learn
-	Escalate Escalate
-	Subnet   Subnet
+	// The botnet defences ([J.instant], [J.learn], [J.escalate],
+	// [J.subnet], trust); each is off unless configured.
+	Instant  jail.Instant
+	Learn    jail.Learn
+	Escalate jail.Escalate
+	Subnet   jail.Subnet
 	Trust    time.Duration // how long an authenticated address is trusted; 0 off
-}
-
-// Instant is a jail's [J.instant] table: values and events that ban on
-// the first event.
-type Instant struct {
-	HELO   []string
-	User   []string
-	Events []event.Kind
-}
-
-// Learn is a jail's [J.learn] table: values many addresses share in
-// failure events become fingerprints.
-type Learn struct {
-	HELO, User bool
-	Distinct   int
-	Window     time.Duration
-	TTL        time.Duration
-}
-
-// Escalate is a jail's [J.escalate] table: repeat offenders' bans grow.
-type Escalate struct {
-	Factor float64
-	Max    time.Duration
-}
-
-// Subnet is a jail's [J.subnet] table: enough banned addresses of a
-// prefix ban the prefix.
-type Subnet struct {
-	V4, V6 int
-	Bans   int
-	Window time.Duration
 }
 
 // Weight returns the strikes an event of kind k counts in j.
@@ -151,11 +121,7 @@ func (j *Jail) JailConfig() jail.Config {
 	return jail.Config{
 		Name: j.Name, MaxStrikes: j.MaxStrikes, FindTime: j.FindTime, BanTime: j.BanTime,
 		Weights: j.Weights, MaxTracked: j.MaxTracked,
-		Instant:  jail.Instant{HELO: j.Instant.HELO, User: j.Instant.User, Events: j.Instant.Events},
-		Learn:    jail.Learn{HELO: j.Learn.HELO, User: j.Learn.User, Distinct: j.Learn.Distinct, Window: j.Learn.Window, TTL: j.Learn.TTL},
-		Escalate: jail.Escalate{Factor: j.Escalate.Factor, Max: j.Escalate.Max},
-		Subnet:   jail.Subnet{V4: j.Subnet.V4, V6: j.Subnet.V6, Bans: j.Subnet.Bans, Window: j.Subnet.Window},
-		Trust:    j.Trust,
+		Instant: j.Instant, Learn: j.Learn, Escalate: j.Escalate, Subnet: j.Subnet, Trust: j.Trust,
 	}
 }
 
@@ -474,9 +440,9 @@ func loadJails(dir string, filters map[string]*filter.Filter, checkFilters bool)
 			Name: n, Enabled: EnabledAuto, Filter: n, MaxStrikes: DefaultMaxStrikes,
 			FindTime: DefaultFindTime, BanTime: DefaultBanTime, Evidence: DefaultEvidence,
 			MaxTracked: DefaultMaxTracked,
-			Learn:      Learn{Window: time.Hour, TTL: 7 * 24 * time.Hour},
-			Escalate:   Escalate{Max: 90 * 24 * time.Hour},
-			Subnet:     Subnet{Window: 24 * time.Hour},
+			Learn:      jail.Learn{Window: time.Hour, TTL: 7 * 24 * time.Hour},
+			Escalate:   jail.Escalate{Max: 90 * 24 * time.Hour},
+			Subnet:     jail.Subnet{Window: 24 * time.Hour},
 		}
 		for i := range j.Weights {
 			j.Weights[i] = 1

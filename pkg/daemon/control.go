@@ -54,16 +54,29 @@ func version() string {
 }
 
 // withGen runs fn on the current generation's committer, which owns the
-// store's writes and the firewall. During a reload it waits for the next
-// generation, for up to ten seconds.
+// store's writes and the firewall.
 func (d *daemon) withGen(ctx context.Context, fn func(g *generation, bg context.Context) error) error {
+	var err error
+	werr := d.onGen(ctx, func(g *generation) chan func(context.Context) { return g.ctl },
+		func(g *generation, bg context.Context) { err = fn(g, bg) })
+	if werr != nil {
+		return werr
+	}
+	return err
+}
+
+// onGen hands fn to the goroutine of the current generation that which
+// names (the committer or the processor) and waits until it ran. During a
+// reload it waits for the next generation, for up to ten seconds.
+func (d *daemon) onGen(ctx context.Context, which func(g *generation) chan func(context.Context), fn func(g *generation, bg context.Context)) error {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		g := d.current()
-		done := make(chan error, 1)
+		done := make(chan struct{})
 		select {
-		case g.ctl <- func(bg context.Context) { done <- fn(g, bg) }:
-			return <-done
+		case which(g) <- func(bg context.Context) { fn(g, bg); close(done) }:
+			<-done
+			return nil
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-g.stopped:
@@ -393,23 +406,8 @@ func (d *daemon) Reload(ctx context.Context) error {
 // inProcessor runs fn on the processor, which owns the jails, and waits
 // for it.
 func (d *daemon) inProcessor(ctx context.Context, fn func(g *generation)) error {
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		g := d.current()
-		done := make(chan struct{})
-		select {
-		case g.procOps <- func() { fn(g); close(done) }:
-			<-done
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-g.stopped:
-		}
-		if time.Now().After(deadline) {
-			return control.Errorf(http.StatusServiceUnavailable, "banwatchd is restarting its pipeline; try again")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return d.onGen(ctx, func(g *generation) chan func(context.Context) { return g.procOps },
+		func(g *generation, _ context.Context) { fn(g) })
 }
 
 // Fingerprints implements control.Handler: the learned fingerprints in

@@ -37,7 +37,7 @@ func (g *generation) process(ctx context.Context, lines <-chan source.Line, batc
 		case out <- b:
 			b = newBatch()
 		case fn := <-g.procOps:
-			fn()
+			fn(ctx)
 		case m := <-g.marks:
 			if jr := g.jailRun(m.jail); jr != nil {
 				if m.unmark {
