@@ -236,8 +236,10 @@ func (j *Jail) teach(ev *event.Event, a netip.Addr, t int64) (string, []netip.Ad
 		}
 		// Keep the distinct addresses seen within the window.
 		n := 0
+		// Distinct means distinct keys: an IPv6 host changing address
+		// within its /64 is one client.
 		for i := range st.addrs {
-			if t-st.times[i] < l.window && st.addrs[i] != a {
+			if t-st.times[i] < l.window && j.key(st.addrs[i]) != j.key(a) {
 				st.addrs[n], st.times[n] = st.addrs[i], st.times[i]
 				n++
 			}

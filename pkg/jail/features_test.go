@@ -142,6 +142,27 @@ func TestFeatures(t *testing.T) {
 			{time.Hour + 5, "192.0.2.50", event.BadHELO, "DESKTOP-4F2K9", "", Trusted, ""},
 			{time.Hour + 6, "192.0.2.50", event.Pregreet, "", "", Banned, "192.0.2.50/32=instant pregreet"},
 		}},
+		{"a /64 holding a trusted address: the offender alone is banned", nil, []fstep{
+			{0, "2001:db8:c0:1::a", ok, "", "alice", NoWeight, ""},
+			{1, "2001:db8:c0:1::b", af, "", "", Counted, ""},
+			{2, "2001:db8:c0:1::b", af, "", "", Counted, ""},
+			{3, "2001:db8:c0:1::b", af, "", "", Counted, ""},
+			{4, "2001:db8:c0:1::b", af, "", "", Counted, ""},
+			{5, "2001:db8:c0:1::b", af, "", "", Banned, "2001:db8:c0:1::b/128=auth_failure"},
+			{6, "2001:db8:c0:1::a", af, "", "alice", Trusted, ""},
+		}},
+		{"one IPv6 host changing address within its /64 teaches nothing", nil, []fstep{
+			{0, "2001:db8:1:2::1", af, "", "root", Counted, ""},
+			{1, "2001:db8:1:2::2", af, "", "root", Counted, ""},
+			{2, "2001:db8:1:2::3", af, "", "root", Counted, ""},
+			{3, "2001:db8:1:2::4", af, "", "root", Counted, ""},
+			{4, "2001:db8:1:3::5", af, "", "root", Counted, ""},
+		}},
+		{"a banned address that logs in is not trusted", nil, []fstep{
+			{0, "192.0.2.60", event.Pregreet, "", "", Banned, "192.0.2.60/32"},
+			{1, "192.0.2.60", ok, "", "alice", NoWeight, ""},
+			{7*24*time.Hour + 1, "192.0.2.60", af, "", "alice", Counted, ""},
+		}},
 		{"trust runs out", nil, []fstep{
 			{0, "192.0.2.50", ok, "", "alice", NoWeight, ""},
 			{31 * 24 * time.Hour, "192.0.2.50", af, "", "", Counted, ""},

@@ -228,7 +228,11 @@ func (j *Jail) Observe(ev *event.Event, dst []Decision) ([]Decision, Outcome) {
 	a := ev.Addr.Unmap()
 	t := ev.Time.UnixNano()
 	if ev.Kind == event.AuthSuccess {
-		j.authenticated(a, t, ev)
+		// A banned address cannot log in (the kernel drops it); a replay
+		// or a log-only run must not make it trusted either.
+		if !j.isBanned(a, t) {
+			j.authenticated(a, t, ev)
+		}
 		return dst, NoWeight
 	}
 	weight := j.cfg.Weights[ki]
@@ -252,10 +256,10 @@ func (j *Jail) Observe(ev *event.Event, dst []Decision) ([]Decision, Outcome) {
 	key := j.key(a)
 	switch {
 	case instant:
-		dst = j.decide(dst, key, nil, 0, ev.Time, instantReason(ki, ev, j))
+		dst = j.decide(dst, a, nil, 0, ev.Time, instantReason(ki, ev, j))
 	default:
 		if fp, ok := j.learned(ev, t); ok {
-			dst = j.decide(dst, key, nil, 0, ev.Time, fp)
+			dst = j.decide(dst, a, nil, 0, ev.Time, fp)
 			break
 		}
 		tr := j.lookup(key, t)
@@ -279,10 +283,10 @@ func (j *Jail) Observe(ev *event.Event, dst []Decision) ([]Decision, Outcome) {
 		if fp, taught := j.teach(ev, a, t); fp != "" {
 			// This event made a fingerprint: ban its address and those
 			// that taught it.
-			dst = j.decide(dst, key, nil, 0, ev.Time, fp)
+			dst = j.decide(dst, a, nil, 0, ev.Time, fp)
 			for _, other := range taught {
-				if other != a && !j.isBanned(other, t) && !j.ignore.Contains(other) {
-					dst = j.decide(dst, j.key(other), nil, 0, ev.Time, fp)
+				if j.key(other) != key && !j.isBanned(other, t) && !j.ignore.Contains(other) {
+					dst = j.decide(dst, other, nil, 0, ev.Time, fp)
 				}
 			}
 			break
@@ -290,7 +294,7 @@ func (j *Jail) Observe(ev *event.Event, dst []Decision) ([]Decision, Outcome) {
 		if sum < j.cfg.MaxStrikes {
 			return dst, Counted
 		}
-		dst = j.decide(dst, key, tr, sum, ev.Time, "")
+		dst = j.decide(dst, a, tr, sum, ev.Time, "")
 	}
 	dst = j.subnetCheck(dst, n, t)
 	return dst, Banned
@@ -305,15 +309,17 @@ func (j *Jail) key(a netip.Addr) netip.Addr {
 	return a
 }
 
-// keyPrefix is the prefix a key stands for.
-func (j *Jail) keyPrefix(key netip.Addr) netip.Prefix {
-	if key.Is6() && j.cfg.Subnet.V6 > 0 && j.cfg.Subnet.Bans > 0 {
-		p := netip.PrefixFrom(key, j.cfg.Subnet.V6)
+// banPrefix is what a ban of address a covers: for IPv6 with subnet
+// tracking its whole prefix, unless that holds an ignored or trusted
+// address (then a alone).
+func (j *Jail) banPrefix(a netip.Addr) netip.Prefix {
+	if a.Is6() && j.cfg.Subnet.V6 > 0 && j.cfg.Subnet.Bans > 0 {
+		p := netip.PrefixFrom(a, j.cfg.Subnet.V6).Masked()
 		if !j.ignore.Overlaps(p) && !j.trustedIn(p, 0) {
 			return p
 		}
 	}
-	return netip.PrefixFrom(key, key.BitLen())
+	return netip.PrefixFrom(a, a.BitLen())
 }
 
 func instantReason(ki int, ev *event.Event, j *Jail) string {
@@ -327,10 +333,11 @@ func instantReason(ki int, ev *event.Event, j *Jail) string {
 	}
 }
 
-// decide appends the ban of key (tr's strikes, if any) from at and marks
-// it banned.
-func (j *Jail) decide(dst []Decision, key netip.Addr, tr *track, sum int, at time.Time, reason string) []Decision {
-	p := j.keyPrefix(key)
+// decide appends the ban of address a (with tr's strikes, if any) from at,
+// marks it banned, and forgets the strikes counted under its key.
+func (j *Jail) decide(dst []Decision, a netip.Addr, tr *track, sum int, at time.Time, reason string) []Decision {
+	key := j.key(a)
+	p := j.banPrefix(a)
 	first := at.UnixNano()
 	if tr != nil {
 		var byKind [event.NumKinds]int
