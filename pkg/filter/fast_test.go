@@ -100,8 +100,8 @@ func TestFastMatchesRegexp(t *testing.T) {
 	if fast < len(rules)*9/10 {
 		t.Errorf("only %d of %d rules compile for the fast matcher", fast, len(rules))
 	}
-	if matches < 300 {
-		t.Errorf("only %d matching texts: the test lines are missing", matches)
+	if min := minMatches(t); matches < min {
+		t.Errorf("only %d matching texts (want %d): the test lines are missing", matches, min)
 	}
 }
 
@@ -167,4 +167,16 @@ func FuzzFastMatchesRegexp(f *testing.F) {
 			sameAsRegexp(t, re, p, []byte(text))
 		}
 	})
+}
+
+// minMatches is how many rule matches the filters' test lines must give:
+// fewer when the labelled corpus beside the repository is absent (a
+// checkout on its own).
+func minMatches(t testing.TB) int {
+	corpus, _ := filepath.Glob(filepath.Join("..", "..", "..", "shared", "corpus", "fail2ban", "*.log"))
+	if len(corpus) == 0 {
+		t.Log("the corpus in ../shared/corpus/fail2ban is absent: only the filters' own test logs are used")
+		return 150
+	}
+	return 300
 }
