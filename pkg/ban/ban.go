@@ -27,6 +27,9 @@ const (
 const (
 	OriginJail   = "jail"   // strikes in a jail reached max_strikes
 	OriginManual = "manual" // banctl ban
+	// OriginConnLimit: the kernel banned a source that opened connections
+	// over the jail's conn_limit (conn_limit_ban).
+	OriginConnLimit = "conn_limit"
 )
 
 // Ban is one ban of Prefix in Jail from Start until End.

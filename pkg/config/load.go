@@ -18,6 +18,7 @@ import (
 
 	"github.com/banwatch/banwatch"
 	"github.com/banwatch/banwatch/pkg/ban"
+	"github.com/banwatch/banwatch/pkg/dnsbl"
 	"github.com/banwatch/banwatch/pkg/event"
 	"github.com/banwatch/banwatch/pkg/filter"
 	"github.com/banwatch/banwatch/pkg/jail"
@@ -106,6 +107,46 @@ type Jail struct {
 	Escalate jail.Escalate
 	Subnet   jail.Subnet
 	Trust    time.Duration // how long an authenticated address is trusted; 0 off
+
+	// DNSBL lists the block lists asked about each new address ("zone" or
+	// "zone=127.0.0.2-127.0.0.7"); a listed address gets DNSBLWeight
+	// strikes once. DNSServer is "host[:port]", or "" for the system's.
+	DNSBL       []string
+	DNSBLWeight int
+	DNSServer   string
+	// ConnLimit, when set, drops new connections from a source over the
+	// rate at the kernel; ConnLimitBan also bans such a source for
+	// ban_time.
+	ConnLimit    *ConnLimit
+	ConnLimitBan bool
+}
+
+// ConnLimit is a jail's conn_limit ("10/minute") and burst.
+type ConnLimit struct {
+	Rate  uint64
+	Per   time.Duration // a second, minute, hour or day
+	Burst uint32
+}
+
+// ParseRate reads a rate such as "10/minute", "1/second", "100/hour",
+// "500/day" (also the units' first letters: "10/m").
+func ParseRate(s string) (uint64, time.Duration, error) {
+	n, unit, ok := strings.Cut(strings.TrimSpace(s), "/")
+	v, err := strconv.ParseUint(strings.TrimSpace(n), 10, 32)
+	if !ok || err != nil || v == 0 {
+		return 0, 0, fmt.Errorf("%q: want a rate such as \"10/minute\"", s)
+	}
+	switch strings.TrimSpace(unit) {
+	case "second", "s", "sec":
+		return v, time.Second, nil
+	case "minute", "m", "min":
+		return v, time.Minute, nil
+	case "hour", "h":
+		return v, time.Hour, nil
+	case "day", "d":
+		return v, 24 * time.Hour, nil
+	}
+	return 0, 0, fmt.Errorf("%q: the unit is second, minute, hour or day", s)
 }
 
 // Weight returns the strikes an event of kind k counts in j.
@@ -295,16 +336,22 @@ func parsePrefixes(list []string) ([]netip.Prefix, error) {
 // jailKeys is what a jail file's table decodes into; nil means "not set
 // here", so that a local file overrides only the keys it names.
 type jailKeys struct {
-	Enabled    any            `toml:"enabled"`
-	Filter     *string        `toml:"filter"`
-	Logs       []string       `toml:"logs"`
-	Ports      []int64        `toml:"ports"`
-	MaxStrikes *int64         `toml:"max_strikes"`
-	FindTime   *string        `toml:"find_time"`
-	BanTime    *string        `toml:"ban_time"`
-	Weights    map[string]int `toml:"weights"`
-	Trust      *string        `toml:"trust"`
-	Instant    *struct {
+	Enabled      any            `toml:"enabled"`
+	Filter       *string        `toml:"filter"`
+	Logs         []string       `toml:"logs"`
+	Ports        []int64        `toml:"ports"`
+	MaxStrikes   *int64         `toml:"max_strikes"`
+	FindTime     *string        `toml:"find_time"`
+	BanTime      *string        `toml:"ban_time"`
+	Weights      map[string]int `toml:"weights"`
+	Trust        *string        `toml:"trust"`
+	DNSBL        []string       `toml:"dnsbl"`
+	DNSBLWeight  *int64         `toml:"dnsbl_weight"`
+	DNSServer    *string        `toml:"dns_server"`
+	ConnLimit    *string        `toml:"conn_limit"`
+	Burst        *int64         `toml:"burst"`
+	ConnLimitBan *bool          `toml:"conn_limit_ban"`
+	Instant      *struct {
 		HELO   []string `toml:"helo"`
 		User   []string `toml:"user"`
 		Events []string `toml:"events"`
@@ -331,6 +378,7 @@ type jailKeys struct {
 }
 
 const jailKeyList = "enabled, filter, logs, ports, max_strikes, find_time, ban_time, weights, ignore, evidence, max_tracked, trust, " +
+	"dnsbl, dnsbl_weight, dns_server, conn_limit, burst, conn_limit_ban, " +
 	"instant (helo, user, events), learn (fields, distinct, window, ttl), escalate (factor, max), subnet (v4, v6, bans, window)"
 
 var jailName = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)
@@ -439,10 +487,11 @@ func loadJails(dir string, filters map[string]*filter.Filter, checkFilters bool)
 		j := Jail{
 			Name: n, Enabled: EnabledAuto, Filter: n, MaxStrikes: DefaultMaxStrikes,
 			FindTime: DefaultFindTime, BanTime: DefaultBanTime, Evidence: DefaultEvidence,
-			MaxTracked: DefaultMaxTracked,
-			Learn:      jail.Learn{Window: time.Hour, TTL: 7 * 24 * time.Hour},
-			Escalate:   jail.Escalate{Max: 90 * 24 * time.Hour},
-			Subnet:     jail.Subnet{Window: 24 * time.Hour},
+			MaxTracked:  DefaultMaxTracked,
+			Learn:       jail.Learn{Window: time.Hour, TTL: 7 * 24 * time.Hour},
+			Escalate:    jail.Escalate{Max: 90 * 24 * time.Hour},
+			Subnet:      jail.Subnet{Window: 24 * time.Hour},
+			DNSBLWeight: 4,
 		}
 		for i := range j.Weights {
 			j.Weights[i] = 1
@@ -462,6 +511,11 @@ func loadJails(dir string, filters map[string]*filter.Filter, checkFilters bool)
 			sort.Strings(have)
 			errs = append(errs, &Error{File: src.file, Line: tomlpos.Locate(src.data, n, "filter"), Key: n + ".filter",
 				Reason: fmt.Sprintf("no filter %q (have: %s)", j.Filter, strings.Join(have, ", "))})
+		}
+		if j.ConnLimitBan && j.ConnLimit == nil {
+			src := layers[n][len(layers[n])-1].src
+			errs = append(errs, &Error{File: src.file, Line: tomlpos.Locate(src.data, n, "conn_limit_ban"), Key: n + ".conn_limit_ban",
+				Reason: "conn_limit_ban needs conn_limit"})
 		}
 		if j.Enabled != EnabledFalse && len(j.Logs) == 0 {
 			src := layers[n][len(layers[n])-1].src
@@ -598,6 +652,52 @@ func apply(j *Jail, k jailKeys, src jailSource) error {
 		}
 	}
 	dur(k.Trust, 0, &j.Trust, "trust")
+	if k.DNSBL != nil {
+		j.DNSBL = nil
+		for _, l := range k.DNSBL {
+			if _, err := dnsbl.ParseList(l); err != nil {
+				bad(err.Error(), "dnsbl")
+				continue
+			}
+			j.DNSBL = append(j.DNSBL, l)
+		}
+	}
+	if k.DNSBLWeight != nil {
+		if *k.DNSBLWeight < 0 || *k.DNSBLWeight > 1000 {
+			bad(fmt.Sprintf("%d: want 0 to 1000", *k.DNSBLWeight), "dnsbl_weight")
+		} else {
+			j.DNSBLWeight = int(*k.DNSBLWeight)
+		}
+	}
+	if k.DNSServer != nil {
+		j.DNSServer = *k.DNSServer
+	}
+	if k.ConnLimit != nil {
+		if *k.ConnLimit == "" {
+			j.ConnLimit = nil
+		} else if rate, per, err := ParseRate(*k.ConnLimit); err != nil {
+			bad(err.Error(), "conn_limit")
+		} else {
+			burst := uint32(5)
+			if j.ConnLimit != nil {
+				burst = j.ConnLimit.Burst
+			}
+			j.ConnLimit = &ConnLimit{Rate: rate, Per: per, Burst: burst}
+		}
+	}
+	if k.Burst != nil {
+		switch {
+		case *k.Burst < 1 || *k.Burst > 100000:
+			bad(fmt.Sprintf("%d: want 1 to 100000 connections", *k.Burst), "burst")
+		case j.ConnLimit == nil:
+			bad("burst needs conn_limit", "burst")
+		default:
+			j.ConnLimit.Burst = uint32(*k.Burst)
+		}
+	}
+	if k.ConnLimitBan != nil {
+		j.ConnLimitBan = *k.ConnLimitBan
+	}
 	if x := k.Instant; x != nil {
 		if x.HELO != nil {
 			j.Instant.HELO = x.HELO

@@ -243,3 +243,23 @@ func TestForgetFingerprint(t *testing.T) {
 		}
 	}
 }
+
+func TestAddStrikes(t *testing.T) {
+	j := New(botnet(), nil)
+	a := netip.MustParseAddr("203.0.113.7")
+	ev := event.Event{Time: t0, Addr: a, Kind: event.AuthFailure}
+	if _, out := j.Observe(&ev, nil); out != Counted {
+		t.Fatal(out)
+	}
+	// A DNSBL listing of weight 4 makes 5.
+	ds, out := j.AddStrikes(a, t0, event.RBLReject, 4, nil)
+	if out != Banned || len(ds) != 1 || ds[0].Reason != "rbl_reject,auth_failure" || ds[0].Strikes != 5 {
+		t.Fatalf("%v %+v", out, ds)
+	}
+	// Trusted addresses get none.
+	ok := event.Event{Time: t0, Addr: netip.MustParseAddr("192.0.2.9"), Kind: event.AuthSuccess}
+	j.Observe(&ok, nil)
+	if _, out := j.AddStrikes(ok.Addr, t0.Add(time.Minute), event.RBLReject, 40, nil); out != Trusted {
+		t.Errorf("trusted: %v", out)
+	}
+}

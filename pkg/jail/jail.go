@@ -225,6 +225,27 @@ func (j *Jail) Observe(ev *event.Event, dst []Decision) ([]Decision, Outcome) {
 	if ki < 0 || ev.Time.IsZero() {
 		return dst, NoWeight
 	}
+	return j.observe(ev, ki, j.cfg.Weights[ki], dst)
+}
+
+// AddStrikes counts weight strikes of kind against a at t, as a DNS block
+// listing does; the address's window decides as for any event. Ignored,
+// trusted and banned addresses get none.
+func (j *Jail) AddStrikes(a netip.Addr, t time.Time, kind event.Kind, weight int, dst []Decision) ([]Decision, Outcome) {
+	ki := kind.Index()
+	if ki < 0 || weight <= 0 || t.IsZero() {
+		return dst, NoWeight
+	}
+	a = a.Unmap()
+	if j.cfg.Trust > 0 {
+		if at, ok := j.trust[a]; ok && t.UnixNano()-at < int64(j.cfg.Trust) {
+			return dst, Trusted
+		}
+	}
+	return j.observe(&event.Event{Time: t, Addr: a, Kind: kind}, ki, weight, dst)
+}
+
+func (j *Jail) observe(ev *event.Event, ki, weight int, dst []Decision) ([]Decision, Outcome) {
 	a := ev.Addr.Unmap()
 	t := ev.Time.UnixNano()
 	if ev.Kind == event.AuthSuccess {
@@ -235,7 +256,6 @@ func (j *Jail) Observe(ev *event.Event, dst []Decision) ([]Decision, Outcome) {
 		}
 		return dst, NoWeight
 	}
-	weight := j.cfg.Weights[ki]
 	instant := j.instantEvents[ki] || ev.HELO != "" && j.instantHELO[strings.ToLower(ev.HELO)] ||
 		ev.User != "" && j.instantUser[strings.ToLower(ev.User)]
 	if weight <= 0 && !instant {
