@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -109,6 +110,13 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 			continue
 		}
 		fmt.Fprintf(w, "\n%s: filter %s, %d strikes in %s ban for %s, ports %s\n", j.Name, j.Filter, j.MaxStrikes, j.FindTime, j.BanTime, config.FormatPorts(j.Ports))
+		if j.ConnLimit != "" {
+			fmt.Fprintf(w, "  kernel connection limit %s\n", j.ConnLimit)
+		}
+		if d := j.DNSBL; d != nil {
+			fmt.Fprintf(w, "  dnsbl %s: %d look-ups (%d cached), %d listed, %d not, %d refused, %d errors, %d dropped\n",
+				strings.Join(d.Lists, " "), d.Lookups, d.CacheHits, d.Listed, d.NotListed, d.Refused, d.Errors, d.Dropped)
+		}
 		for _, l := range j.Logs {
 			state := "waiting for it to appear"
 			if l.Open {

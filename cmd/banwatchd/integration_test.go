@@ -881,3 +881,94 @@ func TestBotnetIsStopped(t *testing.T) {
 	t.Logf("%d single-address bans and %d /24 bans for 200 addresses sending 600 attempts", len(singles), len(nets))
 	d.stop(t)
 }
+
+// A kernel connection limit on the jail's ports: a client opening 50
+// connections in a second gets the first `burst` and then nothing, another
+// client still connects, and with conn_limit_ban the flooder shows in
+// banctl list.
+func TestConnLimit(t *testing.T) {
+	needRoot(t)
+	srv, cli := newNetns(t), newNetns(t)
+	sh(t, "ip", "link", "add", "bw-cs", "netns", srv.name, "type", "veth", "peer", "name", "bw-cc", "netns", cli.name)
+	sh(t, "ip", "-n", srv.name, "addr", "add", "10.98.0.1/24", "dev", "bw-cs")
+	sh(t, "ip", "-n", cli.name, "addr", "add", "10.98.0.2/24", "dev", "bw-cc")
+	sh(t, "ip", "-n", cli.name, "addr", "add", "10.98.0.3/24", "dev", "bw-cc")
+	sh(t, "ip", "-n", srv.name, "link", "set", "bw-cs", "up")
+	sh(t, "ip", "-n", cli.name, "link", "set", "bw-cc", "up")
+	var ln net.Listener
+	srv.do(t, func() {
+		var err error
+		if ln, err = net.Listen("tcp", "10.98.0.1:25"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	connects := func(from string) bool {
+		var err error
+		cli.do(t, func() {
+			d := net.Dialer{Timeout: 300 * time.Millisecond, LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+			var c net.Conn
+			if c, err = d.Dial("tcp", "10.98.0.1:25"); err == nil {
+				c.Close()
+			}
+		})
+		return err == nil
+	}
+
+	e := newEnv(t, srv, "")
+	writeFile(t, filepath.Join(e.dir, "jails", "test.toml"), fmt.Sprintf(`
+[postfix]
+enabled = true
+logs = [%q]
+conn_limit = "10/minute"
+burst = 5
+conn_limit_ban = true
+[exim]
+enabled = false
+[dovecot]
+enabled = false
+[icewarp]
+enabled = false
+[sshd]
+enabled = false
+`, e.logPath))
+	d := e.start()
+	got := 0
+	for i := 0; i < 50; i++ {
+		if connects("10.98.0.2") {
+			got++
+		}
+	}
+	t.Logf("the flooder got %d of 50 connections", got)
+	if got != 5 {
+		t.Errorf("the flooder got %d connections, want the burst of 5", got)
+	}
+	if !connects("10.98.0.3") {
+		t.Error("another client cannot connect")
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		code, out, _ := e.banctl("list", "--json", "--ip", "10.98.0.2")
+		if code == 0 && strings.Contains(out, `"origin":"conn_limit"`) && strings.Contains(out, `"jail":"postfix"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the flooder is not in banctl list:\n%s\n%s", out, tail(d.log(), 20))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	code, out, _ := e.banctl("status")
+	if code != 0 || !strings.Contains(out, "kernel connection limit 10/minute burst 5, bans") {
+		t.Errorf("status:\n%s", out)
+	}
+	d.stop(t)
+}

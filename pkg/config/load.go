@@ -128,6 +128,15 @@ type ConnLimit struct {
 	Burst uint32
 }
 
+// FormatRate writes a rate the way ParseRate reads it: "10/minute".
+func FormatRate(n uint64, per time.Duration) string {
+	unit := map[time.Duration]string{time.Second: "second", time.Minute: "minute", time.Hour: "hour", 24 * time.Hour: "day"}[per]
+	if unit == "" {
+		unit = per.String()
+	}
+	return strconv.FormatUint(n, 10) + "/" + unit
+}
+
 // ParseRate reads a rate such as "10/minute", "1/second", "100/hour",
 // "500/day" (also the units' first letters: "10/m").
 func ParseRate(s string) (uint64, time.Duration, error) {

@@ -129,6 +129,22 @@ type JailStatus struct {
 	BansRun    int64       `json:"bans_since_start"`
 	Active     int         `json:"active_bans"`
 	Total      int         `json:"bans_total"`
+	// DNSBL counts the jail's block list look-ups, when it has lists.
+	DNSBL *DNSBLStatus `json:"dnsbl,omitempty"`
+	// ConnLimit is the jail's kernel connection limit, e.g. "10/1m0s burst 5".
+	ConnLimit string `json:"conn_limit,omitempty"`
+}
+
+// DNSBLStatus counts a jail's DNSBL look-ups.
+type DNSBLStatus struct {
+	Lists     []string `json:"lists"`
+	Lookups   uint64   `json:"lookups"`
+	CacheHits uint64   `json:"cache_hits"`
+	Listed    uint64   `json:"listed"`
+	NotListed uint64   `json:"not_listed"`
+	Refused   uint64   `json:"refused"`
+	Errors    uint64   `json:"errors"`
+	Dropped   uint64   `json:"dropped"`
 }
 
 // LogStatus is one followed log in JailStatus.

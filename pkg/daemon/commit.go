@@ -24,6 +24,16 @@ func (g *generation) commit(ctx context.Context, batches <-chan *batch, repair <
 	defer check.Stop()
 	prune := time.NewTicker(pruneEvery)
 	defer prune.Stop()
+	var floods <-chan time.Time
+	fr, _ := g.backend.(firewall.FloodReporter)
+	for _, jr := range g.jails {
+		if jr.cfg.ConnLimitBan && fr != nil {
+			t := time.NewTicker(floodEvery)
+			defer t.Stop()
+			floods = t.C
+			break
+		}
+	}
 	var repairTimer <-chan time.Time
 	var retry *batch
 	errs := &rateLog{log: g.log}
@@ -44,6 +54,8 @@ func (g *generation) commit(ctx context.Context, batches <-chan *batch, repair <
 			g.apply(bg, b, errs, &retry)
 		case fn := <-g.ctl:
 			fn(bg)
+		case <-floods:
+			g.recordFloods(bg, fr, errs)
 		case <-expire.C:
 			if n, err := g.store.Expire(bg, now()); err != nil {
 				errs.error("store", "closing expired bans failed", "err", err)

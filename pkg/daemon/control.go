@@ -96,6 +96,16 @@ func (g *generation) sendMark(m mark) {
 	}
 }
 
+// sendMarkAsync hands a mark to the processor if it can take it now; the
+// committer uses it, since it must never wait for the processor (which
+// may be waiting for the committer).
+func (g *generation) sendMarkAsync(m mark) {
+	select {
+	case g.marks <- m:
+	default:
+	}
+}
+
 // knownJail reports whether name is a running jail or the manual jail.
 func (g *generation) knownJail(name string) bool {
 	return name == config.ManualJail || g.jailRun(name) != nil
@@ -160,6 +170,17 @@ func (d *daemon) Status(ctx context.Context) (*control.Status, error) {
 			}
 			js.Lines, js.Events, js.Unparsable = jr.lines.Load(), jr.events.Load(), jr.unparsable.Load()
 			js.Strikes, js.BansRun = jr.strikes.Load(), jr.bans.Load()
+			if jr.resolver != nil {
+				rs := jr.resolver.Stats()
+				js.DNSBL = &control.DNSBLStatus{Lists: jc.DNSBL, Lookups: rs.Lookups, CacheHits: rs.CacheHits,
+					Listed: rs.Listed, NotListed: rs.NotListed, Refused: rs.Refused, Errors: rs.Errors, Dropped: rs.Dropped}
+			}
+			if cl := jc.ConnLimit; cl != nil {
+				js.ConnLimit = fmt.Sprintf("%s burst %d", config.FormatRate(cl.Rate, cl.Per), cl.Burst)
+				if jc.ConnLimitBan {
+					js.ConnLimit += ", bans"
+				}
+			}
 		}
 		st.Jails = append(st.Jails, js)
 	}

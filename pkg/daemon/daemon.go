@@ -104,7 +104,7 @@ func Run(ctx context.Context, opts Options) error {
 	for {
 		genCtx, cancel := context.WithCancel(ctx)
 		g := &generation{cfg: cfg, log: log, store: st, backend: backend, poll: opts.Poll,
-			ctl: make(chan func(context.Context)), marks: make(chan mark, 64), procOps: make(chan func(context.Context)),
+			ctl: make(chan func(context.Context)), marks: make(chan mark, 64), procOps: make(chan func(context.Context)), dnsblHits: make(chan dnsblHit, 256),
 			stopped: make(chan struct{})}
 		d.mu.Lock()
 		d.cur, d.cancel = g, cancel

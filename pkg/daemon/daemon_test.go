@@ -79,6 +79,21 @@ func (e *testEnv) start() (stop func()) {
 	}
 }
 
+// history returns the stored bans of addr, with their evidence.
+func (e *testEnv) history(addr string) []ban.Ban {
+	e.t.Helper()
+	st, err := store.Open(context.Background(), filepath.Join(e.cfg.Daemon.StateDir, DBFile), slog.New(slog.DiscardHandler))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer st.Close()
+	h, err := st.History(context.Background(), store.Query{Prefix: netip.MustParsePrefix(addr + "/32")})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return h
+}
+
 // active returns the stored active bans by address.
 func (e *testEnv) active() map[string]ban.Ban {
 	e.t.Helper()

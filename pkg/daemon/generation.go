@@ -15,6 +15,7 @@ import (
 
 	"github.com/banwatch/banwatch/pkg/ban"
 	"github.com/banwatch/banwatch/pkg/config"
+	"github.com/banwatch/banwatch/pkg/dnsbl"
 	"github.com/banwatch/banwatch/pkg/event"
 	"github.com/banwatch/banwatch/pkg/filter"
 	"github.com/banwatch/banwatch/pkg/firewall"
@@ -49,6 +50,8 @@ type jailRun struct {
 	logs   []string // the logs followed
 	// remembersSuccess keeps auth_success events in the store.
 	remembersSuccess bool
+	resolver         *dnsbl.Resolver         // the jail's DNSBLs, or nil
+	looked           map[netip.Addr]struct{} // addresses asked about (processor only)
 	log              *slog.Logger
 
 	lines, events, unparsable, old, strikes, bans atomic.Int64
@@ -78,10 +81,11 @@ type generation struct {
 	// manual jail: [daemon] ignore, loopback and the host's addresses.
 	manualIgnore *jail.Ignore
 
-	ctl     chan func(context.Context) // control requests, run by the committer
-	marks   chan mark                  // ban marks for the jails, taken by the processor
-	procOps chan func(context.Context) // work on the jails, run by the processor
-	stopped chan struct{}              // closed when the generation has ended
+	ctl       chan func(context.Context) // control requests, run by the committer
+	marks     chan mark                  // ban marks for the jails, taken by the processor
+	procOps   chan func(context.Context) // work on the jails, run by the processor
+	dnsblHits chan dnsblHit              // DNSBL listings, for the processor
+	stopped   chan struct{}              // closed when the generation has ended
 }
 
 // mark tells a jail that a prefix was banned (until end) or unbanned.
@@ -142,6 +146,11 @@ func (g *generation) run(ctx context.Context, ready func()) error {
 	for _, s := range sources {
 		srcs.Go(func() error { return g.keepRunning(srcCtx, s, lines) })
 	}
+	for _, jr := range g.jails {
+		if jr.resolver != nil {
+			srcs.Go(func() error { return jr.resolver.Run(srcCtx) })
+		}
+	}
 	var pipe errgroup.Group
 	pipe.Go(func() error { return g.process(srcCtx, lines, batches) })
 	pipe.Go(func() error { return g.commit(ctx, batches, repair) })
@@ -174,6 +183,7 @@ func (g *generation) run(ctx context.Context, ready func()) error {
 
 // build makes the jails of the configuration.
 func (g *generation) build() error {
+	var err error
 	own := ownAddrs(g.log)
 	g.manualIgnore = jail.NewIgnore(append(append([]netip.Prefix(nil), g.cfg.Daemon.Ignore...), own...)...)
 	g.byPath = map[string][]*jailRun{}
@@ -201,6 +211,10 @@ func (g *generation) build() error {
 			remembersSuccess: jc.Trust > 0 || jc.Learn.Distinct > 0,
 			log:              g.log.With("jail", jc.Name),
 		}
+		if jr.resolver, err = newResolver(&jc, g); err != nil {
+			return err
+		}
+		jr.looked = map[netip.Addr]struct{}{}
 		g.evidence[jc.Name] = jc.Evidence
 		present := jc.LogsPresent()
 		switch {
@@ -235,7 +249,12 @@ func (g *generation) build() error {
 func (g *generation) fwJails() []firewall.Jail {
 	out := make([]firewall.Jail, 0, len(g.jails)+1)
 	for _, jr := range g.jails {
-		out = append(out, firewall.Jail{Name: jr.cfg.Name, Ports: jr.cfg.Ports})
+		fj := firewall.Jail{Name: jr.cfg.Name, Ports: jr.cfg.Ports}
+		if cl := jr.cfg.ConnLimit; cl != nil {
+			fj.ConnLimit = &firewall.ConnLimit{Rate: cl.Rate, Per: cl.Per, Burst: cl.Burst,
+				Ban: jr.cfg.ConnLimitBan, BanTimeout: jr.cfg.BanTime}
+		}
+		out = append(out, fj)
 	}
 	// Manual bans without a jail cover every port.
 	return append(out, firewall.Jail{Name: config.ManualJail})

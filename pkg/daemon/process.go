@@ -38,6 +38,11 @@ func (g *generation) process(ctx context.Context, lines <-chan source.Line, batc
 			b = newBatch()
 		case fn := <-g.procOps:
 			fn(ctx)
+		case h := <-g.dnsblHits:
+			if b.lines == 0 {
+				b.started = now()
+			}
+			g.applyDNSBL(h, b)
 		case m := <-g.marks:
 			if jr := g.jailRun(m.jail); jr != nil {
 				if m.unmark {
@@ -56,13 +61,13 @@ func (g *generation) process(ctx context.Context, lines <-chan source.Line, batc
 				b.started = now()
 				ref = b.started
 			}
-			g.handle(&l, b, ref)
+			g.handle(ctx, &l, b, ref)
 			// Take what is waiting, up to a batch, without blocking.
 		drain:
 			for b.lines < batchLines {
 				select {
 				case l = <-lines:
-					g.handle(&l, b, ref)
+					g.handle(ctx, &l, b, ref)
 				default:
 					break drain
 				}
@@ -88,7 +93,7 @@ func (g *generation) process(ctx context.Context, lines <-chan source.Line, batc
 }
 
 // handle runs one line through the jails that read its log.
-func (g *generation) handle(l *source.Line, b *batch, ref time.Time) {
+func (g *generation) handle(ctx context.Context, l *source.Line, b *batch, ref time.Time) {
 	b.lines++
 	b.positions[l.Path] = l.Pos
 	if l.Skipped {
@@ -137,13 +142,9 @@ func (g *generation) handle(l *source.Line, b *batch, ref time.Time) {
 			Jail: jr.cfg.Name, Addr: ev.Addr.Unmap(), Time: ev.Time, Kind: ev.Kind,
 			Weight: jr.cfg.Weight(ev.Kind), Line: string(l.Text),
 		})
-		for _, d := range g.decisions {
-			jr.bans.Add(1)
-			b.bans = append(b.bans, &ban.Ban{
-				Prefix: d.Prefix, Jail: jr.cfg.Name, Origin: ban.OriginJail,
-				Start: d.Start, End: d.End, Strikes: d.Strikes, Reason: d.Reason,
-				FirstEvent: d.First, LastEvent: d.Start,
-			})
+		g.addBans(jr, b)
+		if out == jail.Counted {
+			g.askDNSBL(ctx, jr, ev.Addr.Unmap(), ev.Time)
 		}
 	}
 }

@@ -5,6 +5,8 @@ package firewall
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/netip"
 	"time"
 )
@@ -15,6 +17,65 @@ import (
 type Jail struct {
 	Name  string
 	Ports []uint16
+
+	// ConnLimit, if not nil, has the kernel limit the rate of new TCP
+	// connections from each source address to the jail's ports (to any
+	// TCP port if the jail has none). Backends that cannot do this ignore
+	// it.
+	ConnLimit *ConnLimit
+}
+
+// ConnLimit limits the rate at which one source address may open new
+// connections to a jail's ports: a token bucket per source address that
+// holds at most Burst connections and refills at Rate per Per. Connection
+// attempts beyond it are dropped silently, without a log line.
+//
+// With Ban, a source that goes over the limit is moreover banned from the
+// jail's ports for BanTimeout by the kernel itself. A backend that can
+// report such sources implements FloodReporter, so that the daemon can
+// record them as bans.
+type ConnLimit struct {
+	// Rate is how many new connections a source may open per Per, on
+	// average. It must be at least 1.
+	Rate uint64
+	// Per is the unit of Rate: time.Second, time.Minute, time.Hour or
+	// 24*time.Hour.
+	Per time.Duration
+	// Burst is how many connections a source may open at once (the size
+	// of its bucket, full when the source is first seen). 0 means 5, the
+	// nftables default.
+	Burst uint32
+	// Ban bans sources that go over the limit from the jail's ports for
+	// BanTimeout.
+	Ban bool
+	// BanTimeout is how long a source that went over the limit stays
+	// banned; it must be positive when Ban is set, and is ignored
+	// otherwise.
+	BanTimeout time.Duration
+}
+
+// DefaultConnBurst is the burst of a ConnLimit whose Burst is 0.
+const DefaultConnBurst = 5
+
+// Validate reports whether the limit is one a backend can apply.
+func (l *ConnLimit) Validate() error {
+	switch {
+	case l.Rate == 0:
+		return errors.New("connection limit: rate must be at least 1")
+	case l.Per != time.Second && l.Per != time.Minute && l.Per != time.Hour && l.Per != 24*time.Hour:
+		return fmt.Errorf("connection limit: per %v, want 1s, 1m, 1h or 24h", l.Per)
+	case l.Ban && l.BanTimeout < time.Second:
+		return fmt.Errorf("connection limit: ban timeout %v, want at least 1s", l.BanTimeout)
+	}
+	return nil
+}
+
+// EffectiveBurst returns Burst, or DefaultConnBurst if Burst is 0.
+func (l *ConnLimit) EffectiveBurst() uint32 {
+	if l.Burst == 0 {
+		return DefaultConnBurst
+	}
+	return l.Burst
 }
 
 // Entry is one ban as the kernel holds it: a prefix in a jail's set, for
@@ -57,4 +118,19 @@ type Backend interface {
 // daemon answers by calling Check and Reconcile.
 type Watcher interface {
 	Watch(ctx context.Context, changed func()) error
+}
+
+// A FloodReporter is a Backend whose kernel bans sources that went over a
+// jail's connection limit (ConnLimit with Ban) by itself. Floods returns
+// those bans as they stand: for each, the jail, the source as a single
+// address prefix (/32 or /128), and the time it stays banned as Timeout (0
+// if it does not expire). The daemon calls it before it reconciles, to
+// record these bans in its store. Floods must be called after Setup; it
+// returns no entries for jails without ConnLimit.Ban.
+//
+// These kernel-made bans live apart from the entries: Reconcile leaves
+// them in place, and Remove lifts them too (for single addresses), so that
+// unbanning a flooder works.
+type FloodReporter interface {
+	Floods(ctx context.Context) ([]Entry, error)
 }

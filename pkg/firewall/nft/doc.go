@@ -19,6 +19,38 @@
 // for the IPv6 sets). The generation changes when Reconcile fills fresh sets
 // and swaps the rules over to them in one transaction.
 //
+// A jail with a connection limit (firewall.ConnLimit) has two more sets,
+// and two more again if it bans flooders (ConnLimit.Ban). They carry no
+// generation and are kept across Reconcile:
+//
+//	<jail>_meter4  ipv4_addr, flags dynamic,timeout, size 65535  (per-source token buckets)
+//	<jail>_meter6  ipv6_addr, flags dynamic,timeout, size 65535
+//	<jail>_flood4  ipv4_addr, flags dynamic,timeout, size 65535  (sources over the limit)
+//	<jail>_flood6  ipv6_addr, flags dynamic,timeout, size 65535
+//
+// After its four ban rules, such a jail has one drop rule per flood set,
+// like those of the ban sets, then one rule per meter:
+//
+//	meta l4proto tcp th dport { ports } ct state new
+//	    update @<jail>_meter4 { ip saddr timeout <t> limit rate over <rate>/<unit> burst <burst> packets }
+//	    [update @<jail>_flood4 { ip saddr timeout <ban timeout> }] counter drop
+//
+// ("meta l4proto tcp ct state new ..." for a jail without ports). The
+// kernel keeps a bucket per source, created full when the source is first
+// seen; the limit ends the rule for connections within the rate, so only
+// those over it are dropped, and with Ban put into the flood set, whose
+// drop rule then bars the source from the jail's ports for the ban timeout.
+// Elements are added and refreshed by packets; their timeouts come from
+// the rules, so a changed limit changes rules only. The meter timeout t
+// (each new connection restarts it) is at least a minute, the limit's unit,
+// and the time a bucket takes to refill, so a forgotten source gains
+// nothing. Setup empties a jail's meters when its rate, unit or burst
+// change (elements keep the limit they were created with), and on its
+// first call. Flood sets are only emptied by expiry, by Remove (which
+// deletes single addresses from them too), or by deleting the set when its
+// jail stops banning; Floods reads them back, since they stay small, so
+// the daemon can record those bans. Meter sets are never read back.
+//
 // Element expiry is left to the kernel (element timeouts). The address sets
 // are plain hash sets, which take bulk inserts far faster than interval sets.
 // The prefix sets are interval sets and cannot hold overlapping intervals,

@@ -63,7 +63,9 @@ func (b *Backend) Add(ctx context.Context, entries []firewall.Entry) error {
 }
 
 // Remove unbans the entries; entries not banned are ignored, and so are
-// timeouts.
+// timeouts. Single addresses are removed from the jail's flood sets too
+// (see Floods), so that unbanning a source the kernel banned for going over
+// a connection limit lifts that ban.
 func (b *Backend) Remove(ctx context.Context, entries []firewall.Entry) error {
 	if err := b.ready(ctx); err != nil {
 		return fmt.Errorf("nft: remove: %w", err)
@@ -79,6 +81,9 @@ func (b *Backend) Remove(ctx context.Context, entries []firewall.Entry) error {
 		st := b.state[jail]
 		for f := range 2 {
 			seqs = append(seqs, b.groups(st.sets[addrKinds[f]], opDel, addrUnits(es.addrs[f], now.UnixNano())))
+			if flood := st.conn[floodKinds[f]]; flood != nil {
+				seqs = append(seqs, b.groups(flood, opDel, addrUnits(es.addrs[f], now.UnixNano())))
+			}
 			for p := range es.nets[f] {
 				delete(st.nets[f].want, p)
 			}

@@ -40,6 +40,9 @@ var addrKinds = [2]setKind{kindV4, kindV6}
 // netKinds are the prefix set kinds by family.
 var netKinds = [2]setKind{kindNet4, kindNet6}
 
+// floodKinds are the flood set kinds by family.
+var floodKinds = [2]connKind{connFlood4, connFlood6}
+
 // errUnknownJail is returned for entries of jails not given to Setup.
 var errUnknownJail = errors.New("unknown jail")
 

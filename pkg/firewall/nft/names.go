@@ -51,6 +51,46 @@ func parseKind(s string) (setKind, bool) {
 	return 0, false
 }
 
+// connKind is one of the sets a jail with a connection limit owns. Their
+// names carry no generation: they are kept across Reconcile.
+type connKind int
+
+const (
+	connMeter4 connKind = iota // per-source token buckets, IPv4
+	connMeter6                 // per-source token buckets, IPv6
+	connFlood4                 // sources over the limit (ConnLimit.Ban), IPv4
+	connFlood6                 // sources over the limit (ConnLimit.Ban), IPv6
+	numConnKinds
+)
+
+// String returns the kind's token in set names.
+func (k connKind) String() string {
+	switch k {
+	case connMeter4:
+		return "meter4"
+	case connMeter6:
+		return "meter6"
+	case connFlood4:
+		return "flood4"
+	case connFlood6:
+		return "flood6"
+	}
+	return "unknown"
+}
+
+// isV6 reports whether the kind holds IPv6 keys.
+func (k connKind) isV6() bool { return k == connMeter6 || k == connFlood6 }
+
+// isFlood reports whether the kind is a flood (ban) set.
+func (k connKind) isFlood() bool { return k == connFlood4 || k == connFlood6 }
+
+// connSetName names a jail's connection-limit set, "<jail>_meter4" etc.
+// It cannot clash with a generation set's name, which ends in digits after
+// the last '_'.
+func connSetName(jail string, k connKind) string {
+	return jail + "_" + k.String()
+}
+
 // maxJailName keeps "<jail>_net4_<gen>" within the kernel's 255-byte limit
 // for set names.
 const maxJailName = 200
@@ -106,6 +146,11 @@ func validateJails(jails []firewall.Jail) error {
 		for _, p := range j.Ports {
 			if p == 0 {
 				return fmt.Errorf("jail %q: port 0", j.Name)
+			}
+		}
+		if j.ConnLimit != nil {
+			if err := j.ConnLimit.Validate(); err != nil {
+				return fmt.Errorf("jail %q: %w", j.Name, err)
 			}
 		}
 	}

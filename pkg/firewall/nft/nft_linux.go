@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 
@@ -18,8 +19,9 @@ import (
 )
 
 var (
-	_ firewall.Backend = (*Backend)(nil)
-	_ firewall.Watcher = (*Backend)(nil)
+	_ firewall.Backend       = (*Backend)(nil)
+	_ firewall.Watcher       = (*Backend)(nil)
+	_ firewall.FloodReporter = (*Backend)(nil)
 )
 
 // chainName is the name of the backend's base chain.
@@ -66,6 +68,10 @@ type jailState struct {
 	gen  uint64
 	sets [numKinds]*nftables.Set
 	nets [2]*netState // prefix models: [0] IPv4, [1] IPv6
+
+	// conn are the connection-limit sets, by connKind: the meters if the
+	// jail has a ConnLimit, the flood sets too if it bans; nil otherwise.
+	conn [numConnKinds]*nftables.Set
 }
 
 // netOf returns the prefix model of an interval set kind.
@@ -147,6 +153,13 @@ func (b *Backend) connection() (*nftables.Conn, error) {
 // stay keep their elements. The chain's rules are rebuilt in the same
 // transaction. On the first call, sets left by an earlier process are adopted
 // so that bans stay in force until the next Reconcile.
+//
+// Connection-limit sets are created or deleted as jails gain or lose a
+// ConnLimit (flood sets as they gain or lose ConnLimit.Ban). A jail's meters
+// are emptied when its rate, unit or burst changed, and on the first call,
+// so that every source is measured by the new limit at once (each starts
+// with a full bucket); otherwise they keep their state. Flood sets keep
+// their elements; a changed ConnLimit.BanTimeout applies to new ones.
 func (b *Backend) Setup(ctx context.Context, jails []firewall.Jail) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("nft: setup: %w", err)
@@ -161,14 +174,19 @@ func (b *Backend) Setup(ctx context.Context, jails []firewall.Jail) error {
 	if err != nil {
 		return fmt.Errorf("nft: setup: %w", err)
 	}
-	if b.jails == nil {
+	first := b.jails == nil
+	if first {
 		b.adopt(jails, existing)
 	}
 	next := make(map[string]*jailState, len(jails))
-	for _, j := range jails {
+	resetMeters := map[string]bool{}
+	for _, j := range cloneJails(jails) {
+		if old, ok := b.state[j.Name]; first || !ok || !sameLimit(old.jail.ConnLimit, j.ConnLimit) {
+			resetMeters[j.Name] = true
+		}
 		next[j.Name] = b.keepOrCreate(j, existing)
 	}
-	if err := b.commitLayout(jails, next, existing); err != nil {
+	if err := b.commitLayout(jails, next, existing, resetMeters); err != nil {
 		return fmt.Errorf("nft: setup: %w", err)
 	}
 	b.jails = cloneJails(jails)
@@ -187,6 +205,7 @@ func (b *Backend) keepOrCreate(j firewall.Jail, existing map[string]*nftables.Se
 		return b.newJailState(j, b.gen)
 	}
 	st.jail = j
+	st.conn = b.newConnSets(j)
 	for k := setKind(0); k < numKinds; k++ {
 		if _, ok := existing[st.sets[k].Name]; ok {
 			continue
@@ -205,6 +224,7 @@ func (b *Backend) newJailState(j firewall.Jail, gen uint64) *jailState {
 	for k := setKind(0); k < numKinds; k++ {
 		st.sets[k] = b.newSet(j.Name, k, gen)
 	}
+	st.conn = b.newConnSets(j)
 	return st
 }
 
@@ -277,14 +297,18 @@ func setMatches(s *nftables.Set, k setKind) bool {
 }
 
 // commitLayout makes table, chain, sets and rules match next in one
-// transaction, deleting every other named set in the table.
-func (b *Backend) commitLayout(jails []firewall.Jail, next map[string]*jailState, existing map[string]*nftables.Set) error {
+// transaction, deleting every other named set in the table. Connection-limit
+// sets that exist are kept, those of the jails in resetMeters emptied if
+// meters; one of the wrong type is replaced.
+func (b *Backend) commitLayout(jails []firewall.Jail, next map[string]*jailState, existing map[string]*nftables.Set, resetMeters map[string]bool) error {
 	c, err := b.connection()
 	if err != nil {
 		return err
 	}
 	c.AddTable(b.table)
 	c.AddChain(b.chain)
+	// Flushed first: the rules must let go of sets deleted below.
+	c.FlushChain(b.chain)
 	keep := map[string]bool{}
 	for _, j := range jails {
 		for _, s := range next[j.Name].sets {
@@ -294,6 +318,9 @@ func (b *Backend) commitLayout(jails []firewall.Jail, next map[string]*jailState
 					return fmt.Errorf("add set %s: %w", s.Name, err)
 				}
 			}
+		}
+		if err := b.queueConnSets(c, next[j.Name], existing, resetMeters[j.Name], keep); err != nil {
+			return err
 		}
 	}
 	if err := b.queueRules(c, jails, next); err != nil {
@@ -397,7 +424,7 @@ func (b *Backend) check() (ok bool, why string, err error) {
 		return false, "", err
 	}
 	for _, st := range b.state {
-		for _, s := range st.sets {
+		for _, s := range st.allSets() {
 			if _, ok := sets[s.Name]; !ok {
 				return false, "set missing: " + s.Name, nil
 			}
@@ -481,11 +508,16 @@ func (b *Backend) dial() error {
 	return nil
 }
 
-// cloneJails copies a jail list (deeply enough: ports are copied too).
+// cloneJails copies a jail list (deeply enough: ports and connection
+// limits are copied too).
 func cloneJails(jails []firewall.Jail) []firewall.Jail {
 	out := make([]firewall.Jail, len(jails))
 	for i, j := range jails {
-		out[i] = firewall.Jail{Name: j.Name, Ports: append([]uint16(nil), j.Ports...)}
+		out[i] = firewall.Jail{Name: j.Name, Ports: slices.Clone(j.Ports)}
+		if j.ConnLimit != nil {
+			l := *j.ConnLimit
+			out[i].ConnLimit = &l
+		}
 	}
 	return out
 }

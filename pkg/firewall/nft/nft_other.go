@@ -11,8 +11,9 @@ import (
 )
 
 var (
-	_ firewall.Backend = (*Backend)(nil)
-	_ firewall.Watcher = (*Backend)(nil)
+	_ firewall.Backend       = (*Backend)(nil)
+	_ firewall.Watcher       = (*Backend)(nil)
+	_ firewall.FloodReporter = (*Backend)(nil)
 )
 
 // errUnsupported is returned on systems without nftables.
@@ -42,6 +43,9 @@ func (*Backend) Check(context.Context) (bool, error) { return false, errUnsuppor
 
 // Close does nothing.
 func (*Backend) Close() error { return nil }
+
+// Floods fails: nftables is Linux only.
+func (*Backend) Floods(context.Context) ([]firewall.Entry, error) { return nil, errUnsupported }
 
 // Watch fails: nftables is Linux only.
 func (*Backend) Watch(context.Context, func()) error { return errUnsupported }

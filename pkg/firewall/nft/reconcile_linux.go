@@ -18,7 +18,9 @@ import (
 // fresh generation of sets (in batches), then in one transaction points the
 // rules at them and deletes every other set in the table, so packets see
 // either the old bans or the new ones and never none. It recreates the table
-// and chain if they are gone. Entries of jails not given to Setup are
+// and chain if they are gone. Connection-limit sets (meters and flood sets)
+// are not part of the entries: they are kept as they are, or recreated
+// empty if they are gone. Entries of jails not given to Setup are
 // skipped with a warning; a prefix given twice gets the longer timeout.
 func (b *Backend) Reconcile(ctx context.Context, entries []firewall.Entry) error {
 	if err := b.ready(ctx); err != nil {
@@ -138,7 +140,7 @@ func (b *Backend) swap(next map[string]*jailState) error {
 			}
 		}
 	}
-	return b.commitLayout(b.jails, next, existing)
+	return b.commitLayout(b.jails, next, existing, nil)
 }
 
 // probe finds out once whether re-adding an existing element replaces its

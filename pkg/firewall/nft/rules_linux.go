@@ -15,43 +15,89 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// queueRules queues a flush of the chain and the rules for the jails, four
-// per jail, one per set.
+// queueRules queues the rules for the jails (after a flush of the chain):
+// per jail, one per ban set, then for a jail with a ConnLimit one per flood
+// set (if it bans) and one per meter set.
 func (b *Backend) queueRules(c *nftables.Conn, jails []firewall.Jail, states map[string]*jailState) error {
-	c.FlushChain(b.chain)
 	for _, j := range jails {
 		st := states[j.Name]
+		comment := userdata.AppendString(nil, userdata.TypeComment, "banwatch jail "+j.Name)
+		add := func(exprs []expr.Any) {
+			c.AddRule(&nftables.Rule{Table: b.table, Chain: b.chain, Exprs: exprs, UserData: comment})
+		}
 		for k := setKind(0); k < numKinds; k++ {
-			exprs, err := b.ruleExprs(c, st.sets[k], k, j.Ports)
+			exprs, err := b.ruleExprs(c, st.sets[k], k.isV6(), j.Ports)
 			if err != nil {
 				return fmt.Errorf("rule for %s: %w", st.sets[k].Name, err)
 			}
-			c.AddRule(&nftables.Rule{
-				Table:    b.table,
-				Chain:    b.chain,
-				Exprs:    exprs,
-				UserData: userdata.AppendString(nil, userdata.TypeComment, "banwatch jail "+j.Name),
-			})
+			add(exprs)
+		}
+		for _, k := range []connKind{connFlood4, connFlood6} {
+			if set := st.conn[k]; set != nil {
+				exprs, err := b.ruleExprs(c, set, k.isV6(), j.Ports)
+				if err != nil {
+					return fmt.Errorf("rule for %s: %w", set.Name, err)
+				}
+				add(exprs)
+			}
+		}
+		for _, k := range []connKind{connMeter4, connMeter6} {
+			if st.conn[k] == nil {
+				continue
+			}
+			exprs, err := b.meterExprs(c, st, k)
+			if err != nil {
+				return fmt.Errorf("rule for %s: %w", st.conn[k].Name, err)
+			}
+			add(exprs)
 		}
 	}
 	return nil
 }
 
-// ruleExprs builds, for a set of kind k,
+// rulesOf is the number of rules queueRules makes for a jail.
+func rulesOf(st *jailState) int {
+	n := int(numKinds)
+	for _, s := range st.conn {
+		if s != nil {
+			n++
+		}
+	}
+	return n
+}
+
+// saddr returns the nfproto value and the source address field of an
+// address family.
+func saddr(v6 bool) (proto byte, off, size uint32) {
+	if v6 {
+		return unix.NFPROTO_IPV6, 8, 16
+	}
+	return unix.NFPROTO_IPV4, 12, 4
+}
+
+// matchFamily builds "meta nfproto ipv4" (or ipv6).
+func matchFamily(v6 bool) []expr.Any {
+	proto, _, _ := saddr(v6)
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
+	}
+}
+
+// loadSaddr loads the source address into register 1.
+func loadSaddr(v6 bool) expr.Any {
+	_, off, size := saddr(v6)
+	return &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: size}
+}
+
+// ruleExprs builds, for a set of the family,
 //
 //	meta nfproto ipv4 [meta l4proto tcp th dport {ports}] ip saddr @set counter drop
 //
 // (ip6 saddr for IPv6 sets). Several ports use an anonymous set, queued on c
 // ahead of the rule.
-func (b *Backend) ruleExprs(c *nftables.Conn, set *nftables.Set, k setKind, ports []uint16) ([]expr.Any, error) {
-	proto, off, size := byte(unix.NFPROTO_IPV4), uint32(12), uint32(4)
-	if k.isV6() {
-		proto, off, size = byte(unix.NFPROTO_IPV6), 8, 16
-	}
-	exprs := []expr.Any{
-		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
-	}
+func (b *Backend) ruleExprs(c *nftables.Conn, set *nftables.Set, v6 bool, ports []uint16) ([]expr.Any, error) {
+	exprs := matchFamily(v6)
 	if len(ports) > 0 {
 		portExprs, err := b.portMatch(c, ports)
 		if err != nil {
@@ -60,7 +106,7 @@ func (b *Backend) ruleExprs(c *nftables.Conn, set *nftables.Set, k setKind, port
 		exprs = append(exprs, portExprs...)
 	}
 	return append(exprs,
-		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: size},
+		loadSaddr(v6),
 		&expr.Lookup{SourceRegister: 1, SetName: set.Name, SetID: set.ID},
 		&expr.Counter{},
 		&expr.Verdict{Kind: expr.VerdictDrop},
@@ -98,7 +144,7 @@ func (b *Backend) portMatch(c *nftables.Conn, ports []uint16) ([]expr.Any, error
 }
 
 // checkRules reports whether the chain holds exactly the expected number of
-// rules and they look up exactly the expected sets.
+// rules and they look up or update exactly the expected sets.
 func (b *Backend) checkRules() (bool, string, error) {
 	c, err := b.connection()
 	if err != nil {
@@ -109,20 +155,27 @@ func (b *Backend) checkRules() (bool, string, error) {
 		b.resetConn()
 		return false, "", fmt.Errorf("list rules: %w", err)
 	}
-	if want := int(numKinds) * len(b.jails); len(rules) != want {
-		return false, fmt.Sprintf("chain has %d rules, want %d", len(rules), want), nil
-	}
 	want := map[string]bool{}
+	nrules := 0
 	for _, st := range b.state {
-		for _, s := range st.sets {
+		for _, s := range st.allSets() {
 			want[s.Name] = true
 		}
+		nrules += rulesOf(st)
+	}
+	if len(rules) != nrules {
+		return false, fmt.Sprintf("chain has %d rules, want %d", len(rules), nrules), nil
 	}
 	got := map[string]bool{}
 	for _, r := range rules {
 		for _, e := range r.Exprs {
-			if l, ok := e.(*expr.Lookup); ok && !strings.HasPrefix(l.SetName, "__") {
-				got[l.SetName] = true
+			switch e := e.(type) {
+			case *expr.Lookup:
+				if !strings.HasPrefix(e.SetName, "__") {
+					got[e.SetName] = true
+				}
+			case *expr.Dynset:
+				got[e.SetName] = true
 			}
 		}
 	}

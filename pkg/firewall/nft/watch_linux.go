@@ -37,6 +37,11 @@ const (
 // as making it dormant). Additions of sets or elements by others are
 // ignored, as they cannot let a banned address through.
 //
+// The connection-limit rules add and refresh meter and flood set elements
+// from packets (dynset); the kernel sends no notification for those, nor
+// when such elements expire. Notifications that carry port ID 0 (made by
+// the kernel, not by a program) are ignored as well.
+//
 // Our own changes are told apart by the netlink port ID the kernel stamps on
 // each notification: a socket filter drops those of the backend's socket
 // before they are queued, so even a Reconcile of a million elements does not
@@ -188,7 +193,10 @@ func (b *Backend) classify(msg netlink.Message) event {
 	if typ == unix.NFT_MSG_NEWGEN {
 		return evGeneration
 	}
-	if !watched(typ) || b.isOwn(msg.Header.PID) {
+	// Port ID 0 marks a change made by the kernel itself, not by a
+	// program; nothing the kernel does on its own to our table calls for
+	// a Reconcile.
+	if !watched(typ) || msg.Header.PID == 0 || b.isOwn(msg.Header.PID) {
 		return evNone
 	}
 	if len(msg.Data) < 4 || msg.Data[0] != unix.NFPROTO_INET || tableOf(msg.Data[4:]) != b.table.Name {
