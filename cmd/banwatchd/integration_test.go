@@ -380,45 +380,7 @@ func TestDaemonBansIntoNftables(t *testing.T) {
 // to port 25 go nowhere, another client's still connect.
 func TestBannedClientCannotConnect(t *testing.T) {
 	needRoot(t)
-	srv, cli := newNetns(t), newNetns(t)
-	sh(t, "ip", "link", "add", "bw-s", "netns", srv.name, "type", "veth", "peer", "name", "bw-c", "netns", cli.name)
-	sh(t, "ip", "-n", srv.name, "addr", "add", "10.99.0.1/24", "dev", "bw-s")
-	sh(t, "ip", "-n", cli.name, "addr", "add", "10.99.0.2/24", "dev", "bw-c")
-	sh(t, "ip", "-n", cli.name, "addr", "add", "10.99.0.3/24", "dev", "bw-c")
-	sh(t, "ip", "-n", srv.name, "link", "set", "bw-s", "up")
-	sh(t, "ip", "-n", cli.name, "link", "set", "bw-c", "up")
-
-	var ln net.Listener
-	srv.do(t, func() {
-		var err error
-		ln, err = net.Listen("tcp", "10.99.0.1:25")
-		if err != nil {
-			t.Fatal(err)
-		}
-	})
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Write([]byte("220 mx ESMTP\r\n"))
-			c.Close()
-		}
-	}()
-	connects := func(from string) bool {
-		var err error
-		cli.do(t, func() {
-			d := net.Dialer{Timeout: time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
-			var c net.Conn
-			c, err = d.Dial("tcp", "10.99.0.1:25")
-			if err == nil {
-				c.Close()
-			}
-		})
-		return err == nil
-	}
+	srv, connects := twoHosts(t, "10.99.0", time.Second)
 	if !connects("10.99.0.2") || !connects("10.99.0.3") {
 		t.Fatal("clients cannot connect before any ban")
 	}
@@ -888,59 +850,10 @@ func TestBotnetIsStopped(t *testing.T) {
 // banctl list.
 func TestConnLimit(t *testing.T) {
 	needRoot(t)
-	srv, cli := newNetns(t), newNetns(t)
-	sh(t, "ip", "link", "add", "bw-cs", "netns", srv.name, "type", "veth", "peer", "name", "bw-cc", "netns", cli.name)
-	sh(t, "ip", "-n", srv.name, "addr", "add", "10.98.0.1/24", "dev", "bw-cs")
-	sh(t, "ip", "-n", cli.name, "addr", "add", "10.98.0.2/24", "dev", "bw-cc")
-	sh(t, "ip", "-n", cli.name, "addr", "add", "10.98.0.3/24", "dev", "bw-cc")
-	sh(t, "ip", "-n", srv.name, "link", "set", "bw-cs", "up")
-	sh(t, "ip", "-n", cli.name, "link", "set", "bw-cc", "up")
-	var ln net.Listener
-	srv.do(t, func() {
-		var err error
-		if ln, err = net.Listen("tcp", "10.98.0.1:25"); err != nil {
-			t.Fatal(err)
-		}
-	})
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
-	connects := func(from string) bool {
-		var err error
-		cli.do(t, func() {
-			d := net.Dialer{Timeout: 300 * time.Millisecond, LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
-			var c net.Conn
-			if c, err = d.Dial("tcp", "10.98.0.1:25"); err == nil {
-				c.Close()
-			}
-		})
-		return err == nil
-	}
-
-	e := newEnv(t, srv, "")
-	writeFile(t, filepath.Join(e.dir, "jails", "test.toml"), fmt.Sprintf(`
-[postfix]
-enabled = true
-logs = [%q]
-conn_limit = "10/minute"
-burst = 5
-conn_limit_ban = true
-[exim]
-enabled = false
-[dovecot]
-enabled = false
-[icewarp]
-enabled = false
-[sshd]
-enabled = false
-`, e.logPath))
+	srv, connects := twoHosts(t, "10.98.0", 300*time.Millisecond)
+	dir := t.TempDir()
+	e := &env{t: t, ns: srv, dir: dir, state: filepath.Join(dir, "state")}
+	e.logPath = testutil.PostfixJail(t, dir, "", "conn_limit = \"10/minute\"\nburst = 5\nconn_limit_ban = true")
 	d := e.start()
 	got := 0
 	for i := 0; i < 50; i++ {
@@ -971,4 +884,49 @@ enabled = false
 		t.Errorf("status:\n%s", out)
 	}
 	d.stop(t)
+}
+
+// twoHosts makes a server namespace (NET.1, with a TCP listener on port
+// 25 that greets and hangs up) and a client namespace (NET.2 and NET.3)
+// joined by veth; connects reports whether a connection from a client
+// address gets through within timeout.
+func twoHosts(t *testing.T, net3 string, timeout time.Duration) (srv *netns, connects func(from string) bool) {
+	t.Helper()
+	srv, cli := newNetns(t), newNetns(t)
+	veth := fmt.Sprintf("bwh%x", rand.Uint32()&0xffffff)
+	sh(t, "ip", "link", "add", veth+"s", "netns", srv.name, "type", "veth", "peer", "name", veth+"c", "netns", cli.name)
+	sh(t, "ip", "-n", srv.name, "addr", "add", net3+".1/24", "dev", veth+"s")
+	sh(t, "ip", "-n", cli.name, "addr", "add", net3+".2/24", "dev", veth+"c")
+	sh(t, "ip", "-n", cli.name, "addr", "add", net3+".3/24", "dev", veth+"c")
+	sh(t, "ip", "-n", srv.name, "link", "set", veth+"s", "up")
+	sh(t, "ip", "-n", cli.name, "link", "set", veth+"c", "up")
+	var ln net.Listener
+	srv.do(t, func() {
+		var err error
+		if ln, err = net.Listen("tcp", net3+".1:25"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Write([]byte("220 mx ESMTP\r\n"))
+			c.Close()
+		}
+	}()
+	return srv, func(from string) bool {
+		var err error
+		cli.do(t, func() {
+			d := net.Dialer{Timeout: timeout, LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+			var c net.Conn
+			if c, err = d.Dial("tcp", net3+".1:25"); err == nil {
+				c.Close()
+			}
+		})
+		return err == nil
+	}
 }

@@ -17,6 +17,13 @@ import (
 // the machine running the test is read. It returns the log's path.
 func PostfixConfig(t testing.TB, dir, daemonExtra string) string {
 	t.Helper()
+	return PostfixJail(t, dir, daemonExtra, "")
+}
+
+// PostfixJail is PostfixConfig with more keys for the postfix jail
+// (jailExtra, TOML lines).
+func PostfixJail(t testing.TB, dir, daemonExtra, jailExtra string) string {
+	t.Helper()
 	logPath := filepath.Join(dir, "mail.log")
 	WriteFile(t, filepath.Join(dir, "banwatch.toml"),
 		fmt.Sprintf("[daemon]\nstate_dir = %q\nsocket = %q\n%s", filepath.Join(dir, "state"), filepath.Join(dir, "banwatch.sock"), daemonExtra))
@@ -24,6 +31,7 @@ func PostfixConfig(t testing.TB, dir, daemonExtra string) string {
 [postfix]
 enabled = true
 logs = [%q]
+%s
 [exim]
 enabled = false
 [dovecot]
@@ -32,7 +40,7 @@ enabled = false
 enabled = false
 [sshd]
 enabled = false
-`, logPath))
+`, logPath, jailExtra))
 	WriteFile(t, logPath, "")
 	return logPath
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,22 +16,8 @@ import (
 func dnsblEnv(t *testing.T, server string) *testEnv {
 	t.Helper()
 	e := newEnv(t)
-	testutil.WriteFile(t, filepath.Join(e.dir, "jails", "test.toml"), fmt.Sprintf(`
-[postfix]
-enabled = true
-logs = [%q]
-dnsbl = ["bl.test=127.0.0.2-127.0.0.7"]
-dnsbl_weight = 4
-dns_server = %q
-[exim]
-enabled = false
-[dovecot]
-enabled = false
-[icewarp]
-enabled = false
-[sshd]
-enabled = false
-`, e.logPath, server))
+	testutil.PostfixJail(t, e.dir, "firewall = \"log\"\n", fmt.Sprintf(
+		"dnsbl = [\"bl.test=127.0.0.2-127.0.0.7\"]\ndnsbl_weight = 4\ndns_server = %q", server))
 	cfg, err := config.Load(e.dir)
 	if err != nil {
 		t.Fatal(err)
