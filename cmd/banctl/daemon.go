@@ -110,6 +110,9 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 			continue
 		}
 		fmt.Fprintf(w, "\n%s: filter %s, %d strikes in %s ban for %s, ports %s\n", j.Name, j.Filter, j.MaxStrikes, j.FindTime, j.BanTime, config.FormatPorts(j.Ports))
+		if j.Forgiven > 0 {
+			fmt.Fprintf(w, "  %d failed logins and bad HELOs of trusted clients forgiven\n", j.Forgiven)
+		}
 		if j.ConnLimit != "" {
 			fmt.Fprintf(w, "  kernel connection limit %s\n", j.ConnLimit)
 		}

@@ -126,6 +126,7 @@ type JailStatus struct {
 	Events     int64       `json:"events"`
 	Unparsable int64       `json:"unparsable"`
 	Strikes    int64       `json:"strikes"`
+	Forgiven   int64       `json:"forgiven_trusted"` // failed logins and bad HELOs of trusted clients, not counted
 	BansRun    int64       `json:"bans_since_start"`
 	Active     int         `json:"active_bans"`
 	Total      int         `json:"bans_total"`

@@ -277,3 +277,27 @@ func TestControlFingerprints(t *testing.T) {
 		t.Error("banned by a forgotten fingerprint")
 	}
 }
+
+// A client that logged in is forgiven its mistyped password, and status
+// counts it.
+func TestStatusCountsForgiven(t *testing.T) {
+	e, c, stop := startWithClient(t)
+	defer stop()
+	stamp := time.Now().Format(time.Stamp)
+	e.appendLines(fmt.Sprintf("%s mx postfix/smtpd[1]: 4BxAbc1: client=unknown[198.51.100.55], sasl_method=LOGIN, sasl_username=alice", stamp))
+	e.appendLines(failures("198.51.100.55", 6)...)
+	e.appendLines(failures("203.0.113.77", 5)...)
+	e.waitBanned("203.0.113.77") // the lines before it were read
+	st, err := c.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, j := range st.Jails {
+		if j.Name == "postfix" && j.Forgiven != 6 {
+			t.Errorf("forgiven %d, want 6", j.Forgiven)
+		}
+	}
+	if _, ok := e.active()["198.51.100.55"]; ok {
+		t.Error("the client that logged in was banned for mistyping")
+	}
+}

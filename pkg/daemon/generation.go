@@ -54,7 +54,7 @@ type jailRun struct {
 	looked           map[netip.Addr]struct{} // addresses asked about (processor only)
 	log              *slog.Logger
 
-	lines, events, unparsable, old, strikes, bans atomic.Int64
+	lines, events, unparsable, old, strikes, bans, trusted atomic.Int64
 }
 
 // generation is one run of one configuration.

@@ -128,6 +128,9 @@ func (g *generation) handle(ctx context.Context, l *source.Line, b *batch, ref t
 		}
 		var out jail.Outcome
 		g.decisions, out = jr.jail.Observe(&ev, g.decisions[:0])
+		if out == jail.Trusted {
+			jr.trusted.Add(1)
+		}
 		keep := out == jail.Counted || out == jail.Banned
 		if ev.Kind == event.AuthSuccess && jr.remembersSuccess {
 			keep = true // trust and legitimate values are rebuilt from it after a restart

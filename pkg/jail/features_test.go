@@ -216,6 +216,9 @@ func TestEscalation(t *testing.T) {
 			t.Fatalf("ban %d: %v", i+1, out)
 		}
 		lengths = append(lengths, fmt.Sprint(ds[0].End.Sub(ds[0].Start)))
+		if want := fmt.Sprintf("(repeat offender: ban %d)", i+1); i > 0 && !strings.HasSuffix(ds[0].Reason, want) {
+			t.Errorf("ban %d reason %q lacks %q", i+1, ds[0].Reason, want)
+		}
 		at = ds[0].End // the next attack after the ban ran out
 	}
 	if got := strings.Join(lengths, " "); got != "168h0m0s 336h0m0s 480h0m0s 480h0m0s" {

@@ -19,6 +19,7 @@
 package jail
 
 import (
+	"fmt"
 	"math"
 	"net/netip"
 	"sort"
@@ -380,6 +381,9 @@ func (j *Jail) decide(dst []Decision, a netip.Addr, tr *track, sum int, at time.
 	}
 	j.nth[key]++
 	n := j.nth[key]
+	if n > 1 && j.cfg.Escalate.Factor > 1 {
+		reason += fmt.Sprintf(" (repeat offender: ban %d)", n)
+	}
 	d := Decision{
 		Prefix:  p,
 		Strikes: sum,
