@@ -380,14 +380,7 @@ func (w *world) botSession(b *bot, t time.Time) {
 		w.emit(w.after(end, 0, 0.5), "postfix/postscreen", ps, "DISCONNECT [%s]:%d", a, sp)
 		return
 	}
-	if w.passed[a] {
-		t = w.after(t, 0, 0.01)
-		w.emit(t, "postfix/postscreen", ps, "PASS OLD [%s]:%d", a, sp)
-	} else {
-		t = w.after(t, 6, 6.1)
-		w.emit(t, "postfix/postscreen", ps, "PASS NEW [%s]:%d", a, sp)
-		w.passed[a] = true
-	}
+	t = w.postscreenPass(a, ps, sp, t)
 	p := w.pid("smtpd", t)
 	w.emit(w.after(t, 0, 0.05), "postfix/smtpd", p, "connect from unknown[%s]", a)
 	t = w.after(t, 1, 20)
@@ -595,14 +588,7 @@ func (w *world) delivery(name string, a netip.Addr, t time.Time) {
 	w.legit = append(w.legit, legit{who: name, addr: a, t: t})
 	ps, sp := postscreenPid, w.sport()
 	w.emit(t, "postfix/postscreen", ps, "CONNECT from [%s]:%d to [192.0.2.1]:25", a, sp)
-	if w.passed[a] {
-		t = w.after(t, 0, 0.01)
-		w.emit(t, "postfix/postscreen", ps, "PASS OLD [%s]:%d", a, sp)
-	} else {
-		t = w.after(t, 6, 6.1)
-		w.emit(t, "postfix/postscreen", ps, "PASS NEW [%s]:%d", a, sp)
-		w.passed[a] = true
-	}
+	t = w.postscreenPass(a, ps, sp, t)
 	p := w.pid("smtpd", t)
 	w.emit(w.after(t, 0, 0.05), "postfix/smtpd", p, "connect from %s[%s]", name, a)
 	t = w.after(t, 0.1, 0.3)
@@ -777,4 +763,19 @@ func (w *world) check(file string, out io.Writer) error {
 	fmt.Fprintf(out, "customers banned: %d of %d (%d sessions blocked); servers banned: %d of %d (%d sessions blocked)\n",
 		nc, len(customers), bc, ns, len(servers), bs)
 	return nil
+}
+
+// postscreenPass logs postscreen letting a through: at once when it passed
+// before (PASS OLD), after the greet wait when new (PASS NEW). It returns
+// the time of the pass.
+func (w *world) postscreenPass(a netip.Addr, ps, sp int, t time.Time) time.Time {
+	if w.passed[a] {
+		t = w.after(t, 0, 0.01)
+		w.emit(t, "postfix/postscreen", ps, "PASS OLD [%s]:%d", a, sp)
+		return t
+	}
+	t = w.after(t, 6, 6.1)
+	w.emit(t, "postfix/postscreen", ps, "PASS NEW [%s]:%d", a, sp)
+	w.passed[a] = true
+	return t
 }

@@ -217,11 +217,17 @@ func (l *mailLab) pregreet(from string, port int) bool {
 	// Servers differ in what they make of the early EHLO (postscreen takes
 	// it as the pregreet and answers nothing; Exim drops the client): the
 	// bot greets again and goes on.
-	s.cmd("EHLO ylmf-pc")
+	s.botSend("ylmf-pc")
+	return true
+}
+
+// botSend greets with helo and tries to send a message, as a spam bot
+// does, whatever the server answers.
+func (s *smtp) botSend(helo string) {
+	s.cmd("EHLO " + helo)
 	s.cmd("MAIL FROM:<bot@example.net>")
 	s.cmd("RCPT TO:<alice@example.test>")
 	s.cmd("QUIT")
-	return true
 }
 
 // badHelo greets with ylmf-pc, a name that is no hostname (and the
@@ -238,10 +244,7 @@ func (l *mailLab) badHeloAs(from string, port int, name string) bool {
 	if code, _, err := s.reply(); err != nil || code != 220 {
 		return false
 	}
-	s.cmd("EHLO " + name)
-	s.cmd("MAIL FROM:<bot@example.net>")
-	s.cmd("RCPT TO:<alice@example.test>")
-	s.cmd("QUIT")
+	s.botSend(name)
 	return true
 }
 
