@@ -114,7 +114,7 @@ func (g *generation) apply(ctx context.Context, b *batch, errs *rateLog, retry *
 		if bn.Installed {
 			continue
 		}
-		e, ok := entry(bn, bn.End.Sub(bn.Start), t)
+		e, ok := entry(bn, t)
 		if ok {
 			entries = append(entries, e)
 		}

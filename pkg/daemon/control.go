@@ -279,7 +279,7 @@ func (d *daemon) Ban(ctx context.Context, req control.BanRequest, peer control.P
 		if err := d.store.Commit(bg, store.Batch{Bans: []*ban.Ban{b}}); err != nil {
 			return err
 		}
-		e, _ := entry(b, dur, t)
+		e, _ := entry(b, t)
 		if err := g.backend.Add(bg, []firewall.Entry{e}); err != nil {
 			return fmt.Errorf("the ban is stored but the firewall refused it (it is retried at the next repair): %w", err)
 		}

@@ -338,7 +338,7 @@ func (g *generation) entries(bans []ban.Ban, t time.Time) (out []firewall.Entry,
 			orphans++
 			continue
 		}
-		if e, ok := entry(b, b.End.Sub(b.Start), t); ok {
+		if e, ok := entry(b, t); ok {
 			out = append(out, e)
 		}
 	}
@@ -347,7 +347,7 @@ func (g *generation) entries(bans []ban.Ban, t time.Time) (out []firewall.Entry,
 
 // entry is b's firewall entry at t: the time left, never more than the
 // ban's own length (a clock that jumps back must not lengthen a ban).
-func entry(b *ban.Ban, banTime time.Duration, t time.Time) (firewall.Entry, bool) {
+func entry(b *ban.Ban, t time.Time) (firewall.Entry, bool) {
 	left := b.Remaining(t)
 	if full := b.End.Sub(b.Start); full > 0 && left > full {
 		left = full
