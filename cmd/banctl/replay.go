@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/banwatch/banwatch/pkg/ban"
 	"github.com/banwatch/banwatch/pkg/config"
 	"github.com/banwatch/banwatch/pkg/event"
 	"github.com/banwatch/banwatch/pkg/jail"
@@ -50,10 +51,6 @@ func (r *jailReplay) observe(ev *event.Event) []jail.Decision {
 
 // appendJSON writes a ban as the daemon's banctl list does, with "type":"ban".
 func (r *jailReplay) appendJSON(b []byte, d *jail.Decision) []byte {
-	ip := d.Prefix.String()
-	if d.Prefix.IsSingleIP() {
-		ip = d.Prefix.Addr().String()
-	}
 	v, _ := json.Marshal(struct {
 		Type    string    `json:"type"`
 		IP      string    `json:"ip"`
@@ -64,7 +61,7 @@ func (r *jailReplay) appendJSON(b []byte, d *jail.Decision) []byte {
 		Strikes int       `json:"strikes"`
 		Reason  string    `json:"reason"`
 		Nth     int       `json:"nth"`
-	}{"ban", ip, d.Prefix.String(), r.name, d.Start.UTC(), d.End.UTC(), d.Strikes, d.Reason, d.Nth})
+	}{"ban", ban.IP(d.Prefix), d.Prefix.String(), r.name, d.Start.UTC(), d.End.UTC(), d.Strikes, d.Reason, d.Nth})
 	return append(b, v...)
 }
 

@@ -86,6 +86,15 @@ type Strike struct {
 	Line   string // the log line, for evidence
 }
 
+// IP writes p as an admin reads it: the address of a single-address
+// prefix ("203.0.113.7"), the CIDR of a subnet ("198.51.100.0/24").
+func IP(p netip.Prefix) string {
+	if p.IsSingleIP() {
+		return p.Addr().String()
+	}
+	return p.String()
+}
+
 // PrefixOf returns the single-address prefix of a.
 func PrefixOf(a netip.Addr) netip.Prefix { return netip.PrefixFrom(a, a.BitLen()) }
 

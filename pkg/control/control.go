@@ -52,12 +52,8 @@ type Ban struct {
 
 // FromBan converts a stored ban; evidence is included when withEvidence.
 func FromBan(b *ban.Ban, withEvidence bool) Ban {
-	ip := b.Prefix.String()
-	if b.Single() {
-		ip = b.Prefix.Addr().String()
-	}
 	out := Ban{
-		ID: b.ID, IP: ip, Prefix: b.Prefix.String(), Jail: b.Jail, Origin: b.Origin,
+		ID: b.ID, IP: ban.IP(b.Prefix), Prefix: b.Prefix.String(), Jail: b.Jail, Origin: b.Origin,
 		Since: b.Start.UTC(), Until: b.End.UTC(), Strikes: b.Strikes, Reason: b.Reason,
 		Ended: b.Ended, EndedBy: b.EndedBy,
 	}
