@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/banwatch/banwatch/pkg/ban"
 	"github.com/banwatch/banwatch/pkg/config"
 	"github.com/banwatch/banwatch/pkg/firewall"
 	"github.com/banwatch/banwatch/pkg/store"
@@ -118,7 +119,7 @@ func (g *generation) apply(ctx context.Context, b *batch, errs *rateLog, retry *
 		if ok {
 			entries = append(entries, e)
 		}
-		g.log.Info("ban", "jail", bn.Jail, "ip", bn.Prefix.Addr(), "strikes", bn.Strikes, "reason", bn.Reason,
+		g.log.Info("ban", "jail", bn.Jail, "ip", ban.IP(bn.Prefix), "strikes", bn.Strikes, "reason", bn.Reason,
 			"for", config.FormatDuration(bn.End.Sub(bn.Start)), "first", bn.FirstEvent.Format(time.RFC3339), "last", bn.LastEvent.Format(time.RFC3339))
 	}
 	if err := g.backend.Add(ctx, entries); err != nil {

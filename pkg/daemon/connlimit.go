@@ -54,7 +54,7 @@ func (g *generation) recordFloods(ctx context.Context, fr firewall.FloodReporter
 		return
 	}
 	for _, b := range bans {
-		g.log.Info("ban", "jail", b.Jail, "ip", b.Prefix.Addr(), "reason", b.Reason, "for", config.FormatDuration(b.End.Sub(t).Round(time.Second)))
+		g.log.Info("ban", "jail", b.Jail, "ip", ban.IP(b.Prefix), "reason", b.Reason, "for", config.FormatDuration(b.End.Sub(t).Round(time.Second)))
 		g.sendMarkAsync(mark{jail: b.Jail, prefix: b.Prefix, end: b.End})
 	}
 }

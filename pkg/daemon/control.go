@@ -283,7 +283,7 @@ func (d *daemon) Ban(ctx context.Context, req control.BanRequest, peer control.P
 		if err := g.backend.Add(bg, []firewall.Entry{e}); err != nil {
 			return fmt.Errorf("the ban is stored but the firewall refused it (it is retried at the next repair): %w", err)
 		}
-		g.log.Info("ban", "jail", jailName, "ip", p, "reason", reason, "for", config.FormatDuration(dur), "by", peer.String())
+		g.log.Info("ban", "jail", jailName, "ip", ban.IP(p), "reason", reason, "for", config.FormatDuration(dur), "by", peer.String())
 		out = *b
 		return nil
 	})
@@ -359,7 +359,7 @@ func (d *daemon) Unban(ctx context.Context, req control.UnbanRequest, peer contr
 			if g.knownJail(b.Jail) {
 				entries = append(entries, firewall.Entry{Jail: b.Jail, Prefix: b.Prefix})
 			}
-			g.log.Info("unban", "jail", b.Jail, "ip", b.Prefix, "by", peer.String())
+			g.log.Info("unban", "jail", b.Jail, "ip", ban.IP(b.Prefix), "by", peer.String())
 		}
 		if err := g.backend.Remove(bg, entries); err != nil {
 			g.log.Error("removing bans from the firewall failed; repairing from the store", "err", err)
