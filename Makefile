@@ -45,6 +45,8 @@ test-all:
 # Each fuzz target for a short while: enough to catch a regression in CI.
 fuzz-smoke:
 	$(GO) test -run '^$$' -fuzz '^FuzzParsePrefix$$' -fuzztime $(SMOKETIME) -fuzzminimizetime 10s ./pkg/logtime
+	$(GO) test -run '^$$' -fuzz '^FuzzCache$$' -fuzztime $(SMOKETIME) -fuzzminimizetime 10s ./pkg/logtime
+	$(GO) test -run '^$$' -fuzz '^FuzzParseAddr$$' -fuzztime $(SMOKETIME) -fuzzminimizetime 10s ./pkg/filter
 	$(GO) test -run '^$$' -fuzz '^FuzzMatch$$' -fuzztime $(SMOKETIME) -fuzzminimizetime 10s ./pkg/filter
 	$(GO) test -run '^$$' -fuzz '^FuzzFastMatchesRegexp$$' -fuzztime $(SMOKETIME) -fuzzminimizetime 10s ./pkg/filter
 	$(GO) test -run '^$$' -fuzz '^FuzzInjection$$' -fuzztime $(SMOKETIME) -fuzzminimizetime 10s .

@@ -23,10 +23,8 @@ import (
 // DefaultDir is where banwatch looks for its configuration.
 const DefaultDir = "/etc/banwatch"
 
-// LoadFilters compiles the shipped filters and those in dir/filters (dir may
-// be "" or not exist), sorted by name. A missing dir/filters is not an error;
-// an unreadable one is.
-func LoadFilters(dir string) ([]*filter.Filter, error) {
+// filterSources reads the shipped filters and those in dir/filters, by name.
+func filterSources(dir string) (map[string]source, error) {
 	sources := map[string]source{}
 	shipped, err := fs.Glob(banwatch.Defaults, "filters/*.toml")
 	if err != nil {
@@ -51,6 +49,17 @@ func LoadFilters(dir string) ([]*filter.Filter, error) {
 			}
 			sources[nameOf(p)] = source{file: p, data: data}
 		}
+	}
+	return sources, nil
+}
+
+// LoadFilters compiles the shipped filters and those in dir/filters (dir may
+// be "" or not exist), sorted by name. A missing dir/filters is not an error;
+// an unreadable one is.
+func LoadFilters(dir string) ([]*filter.Filter, error) {
+	sources, err := filterSources(dir)
+	if err != nil {
+		return nil, err
 	}
 	names := make([]string, 0, len(sources))
 	for n := range sources {
@@ -84,17 +93,21 @@ func FindFilter(dir, nameOrPath string) (*filter.Filter, error) {
 		}
 		return filter.Compile(nameOf(nameOrPath), nameOrPath, data)
 	}
-	all, err := LoadFilters(dir)
+	// Only the filter asked for is compiled: the others' errors are not
+	// this caller's business, and compiling them all costs more than
+	// reading a short log.
+	sources, err := filterSources(dir)
 	if err != nil {
 		return nil, err
 	}
-	var names []string
-	for _, f := range all {
-		if f.Name == nameOrPath {
-			return f, nil
-		}
-		names = append(names, f.Name)
+	if src, ok := sources[nameOrPath]; ok {
+		return filter.Compile(nameOrPath, src.file, src.data)
 	}
+	names := make([]string, 0, len(sources))
+	for n := range sources {
+		names = append(names, n)
+	}
+	sort.Strings(names)
 	return nil, fmt.Errorf("config: no filter %q (have: %s)", nameOrPath, strings.Join(names, ", "))
 }
 

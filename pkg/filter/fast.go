@@ -1,6 +1,7 @@
 package filter
 
 import (
+	"encoding/binary"
 	"regexp/syntax"
 	"sync"
 	"unicode"
@@ -45,12 +46,24 @@ type fastInst struct {
 	op       fastOp
 	greedy   bool
 	lit      []byte
-	set      *[128]bool
+	set      *byteSet
 	min, max int
 	x, y     int
 	n        int
 	memo     int // index of this instruction's states in the memo, or -1
+	// For a run, what its continuation needs at the run's end: a byte
+	// of follow (followSet), the end of the text (followEnd), or nothing
+	// known (followAny). A run tries only the ends that pass.
+	follow    uint8
+	followSet *byteSet
 }
+
+// What a run's continuation needs first.
+const (
+	followAny = iota
+	followSet
+	followEnd
+)
 
 // fastMaxMemo bounds the memo, in bits; a longer text or larger program is
 // left to package regexp.
@@ -78,8 +91,52 @@ func compileFast(expr string) *fastProg {
 			in.memo = c.p.memo
 			c.p.memo++
 		}
+		if in.op == fRun {
+			in.follow, in.followSet = c.p.first(i + 1)
+		}
 	}
 	return c.p
+}
+
+// first tells what the program needs first from pc on: a byte of a set, the
+// end of the text, or nothing known. Captures and jumps are looked through.
+func (p *fastProg) first(pc int) (uint8, *byteSet) {
+	for steps := 0; steps < len(p.insts); steps++ {
+		in := &p.insts[pc]
+		switch in.op {
+		case fSave:
+			pc++
+		case fJmp:
+			pc = in.x
+		case fLit:
+			set := new(byteSet)
+			set[in.lit[0]] = true
+			return followSet, set
+		case fClass:
+			return followSet, in.set
+		case fRun:
+			if in.min > 0 {
+				return followSet, in.set
+			}
+			return followAny, nil
+		case fEnd:
+			return followEnd, nil
+		default:
+			return followAny, nil
+		}
+	}
+	return followAny, nil
+}
+
+// tryEnd reports whether a run's continuation can start at e.
+func (in *fastInst) tryEnd(text []byte, e int) bool {
+	switch in.follow {
+	case followSet:
+		return e < len(text) && in.followSet[text[e]]
+	case followEnd:
+		return e == len(text)
+	}
+	return true
 }
 
 type fastCompiler struct{ p *fastProg }
@@ -110,7 +167,7 @@ func (c *fastCompiler) compile(re *syntax.Regexp) bool {
 			}
 			if re.Flags&syntax.FoldCase != 0 && unicode.IsLetter(r) {
 				flush()
-				set := new([128]bool)
+				set := new(byteSet)
 				// On ASCII text only the ASCII case variants can occur.
 				set[unicode.ToLower(r)], set[unicode.ToUpper(r)] = true, true
 				c.emit(fastInst{op: fClass, set: set})
@@ -231,17 +288,21 @@ func (c *fastCompiler) compile(re *syntax.Regexp) bool {
 	return false
 }
 
+// byteSet is a set of bytes. Only ASCII bytes are ever members: 256 entries
+// let a byte index it without a bounds check.
+type byteSet [256]bool
+
 // asciiSet returns the ASCII members of a one-character regex. On ASCII
 // text they are all that matters.
-func asciiSet(re *syntax.Regexp) (*[128]bool, bool) {
-	set := new([128]bool)
+func asciiSet(re *syntax.Regexp) (*byteSet, bool) {
+	set := new(byteSet)
 	switch re.Op {
 	case syntax.OpAnyChar:
-		for i := range set {
+		for i := 0; i < 0x80; i++ {
 			set[i] = true
 		}
 	case syntax.OpAnyCharNotNL:
-		for i := range set {
+		for i := 0; i < 0x80; i++ {
 			set[i] = i != '\n'
 		}
 	case syntax.OpCharClass:
@@ -266,7 +327,7 @@ func asciiSet(re *syntax.Regexp) (*[128]bool, bool) {
 }
 
 // singleByte reports whether re matches exactly one character, and which.
-func singleByte(re *syntax.Regexp) (*[128]bool, bool) {
+func singleByte(re *syntax.Regexp) (*byteSet, bool) {
 	switch re.Op {
 	case syntax.OpCharClass, syntax.OpAnyChar, syntax.OpAnyCharNotNL, syntax.OpLiteral:
 		return asciiSet(re)
@@ -319,6 +380,14 @@ var fastMemoPool = sync.Pool{New: func() any { return new([]uint64) }}
 // positions into caps (len p.ncap). It reports false, without a result, if
 // there is no match or the text is too long for the memo; ok tells which.
 func (p *fastProg) match(text []byte, caps []int) (matched, ok bool) {
+	mp := fastMemoPool.Get().(*[]uint64)
+	matched, ok = p.matchMemo(text, caps, mp)
+	fastMemoPool.Put(mp)
+	return matched, ok
+}
+
+// matchMemo is match with the memo's memory in *mp, grown as needed.
+func (p *fastProg) matchMemo(text []byte, caps []int, mp *[]uint64) (matched, ok bool) {
 	bits := p.memo * (len(text) + 1)
 	if bits > fastMaxMemo {
 		return false, false
@@ -327,16 +396,13 @@ func (p *fastProg) match(text []byte, caps []int) (matched, ok bool) {
 		caps[i] = -1
 	}
 	words := (bits + 63) / 64
-	mp := fastMemoPool.Get().(*[]uint64)
 	if cap(*mp) < words {
 		*mp = make([]uint64, words)
 	}
 	memo := (*mp)[:words]
 	clear(memo)
 	m := fastMachine{p: p, text: text, caps: caps, memo: memo}
-	matched = m.run(0, 0)
-	fastMemoPool.Put(mp)
-	return matched, true
+	return m.run(0, 0), true
 }
 
 // seen reports whether state (instruction with memo row k, pos) was explored
@@ -379,23 +445,28 @@ func (m *fastMachine) run(pc, pos int) bool {
 			pos++
 			pc++
 		case fRun:
-			n := 0
-			for pos+n < len(text) && (in.max < 0 || n < in.max) && in.set[text[pos+n]] {
-				n++
+			set, limit := in.set, len(text)
+			if in.max >= 0 && pos+in.max < limit {
+				limit = pos + in.max
 			}
+			e := pos
+			for e < limit && set[text[e]] {
+				e++
+			}
+			n := e - pos
 			if n < in.min {
 				return false
 			}
 			// The run's memo row remembers where its continuation was tried.
 			if in.greedy {
 				for e := pos + n; e >= pos+in.min; e-- {
-					if !m.seen(in.memo, e) && m.run(pc+1, e) {
+					if in.tryEnd(text, e) && !m.seen(in.memo, e) && m.run(pc+1, e) {
 						return true
 					}
 				}
 			} else {
 				for e := pos + in.min; e <= pos+n; e++ {
-					if !m.seen(in.memo, e) && m.run(pc+1, e) {
+					if in.tryEnd(text, e) && !m.seen(in.memo, e) && m.run(pc+1, e) {
 						return true
 					}
 				}
@@ -449,9 +520,7 @@ func (m *fastMachine) run(pc, pos int) bool {
 // isASCII reports whether b holds only bytes below 0x80.
 func isASCII(b []byte) bool {
 	for len(b) >= 8 {
-		v := uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
-			uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56
-		if v&0x8080808080808080 != 0 {
+		if binary.LittleEndian.Uint64(b)&0x8080808080808080 != 0 {
 			return false
 		}
 		b = b[8:]

@@ -151,17 +151,24 @@ func TestMatchDoesNotAllocateOnMisses(t *testing.T) {
 		[]byte("Nov 28 02:00:19 mx postfix/qmgr[700]: 4NQ3Lb0Abcz1: from=<news@example.net>, size=4120, nrcpt=1 (queue active)"),
 		[]byte("Nov 28 02:00:19 mx mta[1]: x auth failed for [192.0.2.1]"), // literal found, regex fails
 	}
+	m := f.NewMatcher()
+	var dst []event.Event
+	m.Match(lines[1], ref, dst) // the memo's memory, once
 	for _, l := range lines {
 		if n := testing.AllocsPerRun(100, func() { f.Match(l, ref) }); n != 0 {
 			t.Errorf("%q: %v allocations", l, n)
 		}
+		if n := testing.AllocsPerRun(100, func() { dst = m.Match(l, ref, dst[:0]) }); n != 0 {
+			t.Errorf("%q: %v allocations in a Matcher", l, n)
+		}
 	}
 }
 
-// TestAutomaton compares the prefilter with bytes.Contains on random
-// literals and lines: over a small alphabet, where overlaps are common, and
-// over every byte value with many literals, where there are 257 classes.
-func TestAutomaton(t *testing.T) {
+// TestPrefilter compares the prefilter with bytes.Contains on random
+// literals and lines: over a small alphabet, where overlaps are common, over
+// every byte value with many literals, and with literals long enough for
+// every sampling stride.
+func TestPrefilter(t *testing.T) {
 	rng := rand.New(rand.NewSource(1))
 	round := 0
 	word := func(n int) string {
@@ -175,15 +182,18 @@ func TestAutomaton(t *testing.T) {
 		}
 		return string(b)
 	}
-	for ; round < 200; round++ {
+	for ; round < 300; round++ {
 		lits := make([]string, 1+rng.Intn(20))
 		if round%2 == 1 {
 			lits = make([]string, 100+rng.Intn(100))
 		}
 		for i := range lits {
 			lits[i] = word(1 + rng.Intn(6))
+			if round >= 200 { // long literals: every stride, few short ones
+				lits[i] = word(4 + rng.Intn(20))
+			}
 		}
-		a := newAutomaton(lits)
+		a := newPrefilter(lits)
 		for k := 0; k < 50; k++ {
 			line := []byte(word(rng.Intn(80)))
 			if round%2 == 1 {
@@ -227,6 +237,24 @@ Nov 28 02:00:19 mx mta[1]: bad helo from [2001:db8::1]: [192.0.2.9]
 		}
 		if !testutil.LiterallyHolds(line, ev.Addr) {
 			t.Fatalf("%s is not written in the line %q", ev.Addr, line)
+		}
+	})
+}
+
+// FuzzParseAddr holds the dotted-quad fast path to netip.ParseAddr's
+// answers.
+func FuzzParseAddr(f *testing.F) {
+	for _, s := range []string{"192.0.2.1", "0.0.0.0", "255.255.255.255", "256.1.1.1", "01.2.3.4", "1.2.3", "1.2.3.4.", "1..2.3", "1.2.3.04", "0.0.0.00", "::ffff:1.2.3.4", "2001:db8::1", "1.2.3.4%eth0", "1234.1.1.1"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, ok := parseIPv4(b)
+		want, err := netip.ParseAddr(string(b))
+		if ok && (err != nil || got != want) {
+			t.Fatalf("%q: fast path gave %v, ParseAddr %v %v", b, got, want, err)
+		}
+		if !ok && err == nil && want.Is4() {
+			t.Fatalf("%q: fast path refused the IPv4 address %v", b, want)
 		}
 	})
 }

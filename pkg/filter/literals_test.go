@@ -106,7 +106,7 @@ func TestPrefilterNeverHidesAMatch(t *testing.T) {
 			lc := lineCtx{line: line, ref: ref}
 			ends := [8]int{-2, -2, -2, -2, -2, -2, -2, -2}
 			for _, r := range append(append([]*rule(nil), f.rules...), f.ignores...) {
-				text, ok := f.text(r, &lc, &ends)
+				text, ok := f.text(r, &lc, watch{f.set, nil, 0}, &ends)
 				if !ok || !r.re.Match(text) {
 					continue
 				}

@@ -1,6 +1,8 @@
 package filter
 
 import (
+	"bytes"
+	"encoding/binary"
 	"fmt"
 	"regexp"
 	"sync"
@@ -33,7 +35,7 @@ func (f *Filter) Match(line []byte, ref time.Time) (event.Event, bool) {
 // Set matches lines against several filters with one prefilter pass.
 type Set struct {
 	filters   []*Filter
-	ac        *automaton
+	pre       *prefilter
 	allSyslog bool // every rule of every filter follows a syslog header
 }
 
@@ -76,7 +78,7 @@ func NewSet(filters ...*Filter) (*Set, error) {
 	if len(lits) > maxLiterals {
 		return nil, fmt.Errorf("filter: %d distinct literals, at most %d", len(lits), maxLiterals)
 	}
-	s.ac = newAutomaton(lits)
+	s.pre = newPrefilter(lits)
 	return s, nil
 }
 
@@ -92,9 +94,90 @@ func (s *Set) Filters() []string {
 // Match appends to dst the events that line holds, at most one per filter,
 // in the order of the set's filters, and returns the extended slice. See
 // Filter.Match for ref. It does not allocate for lines that hold no event.
+// A Matcher does the same faster for the lines of one log.
 func (s *Set) Match(line []byte, ref time.Time, dst []event.Event) []event.Event {
 	lc := lineCtx{line: line, ref: ref}
-	text := line
+	return s.match(&lc, nil, dst)
+}
+
+// A Matcher matches lines against a Set as Set.Match does, with the same
+// results, and remembers between lines what makes the next line cheaper:
+// the minute of the last timestamp it parsed, and which filters watch the
+// syslog tags it has seen. Use one per goroutine: it is not safe for
+// concurrent use.
+type Matcher struct {
+	set  *Set
+	ts   logtime.Cache
+	tags [tagSlots]tagSlot
+	memo []uint64
+}
+
+// tagSlots is the size of a Matcher's direct-mapped cache of syslog tags;
+// maxTagLen the longest tag it keeps.
+const (
+	tagSlots  = 64
+	maxTagLen = 40
+)
+
+type tagSlot struct {
+	n    uint8 // the tag's length; 0: empty
+	tag  [maxTagLen]byte
+	mask uint64 // which of the set's filters watch the tag
+}
+
+// NewMatcher returns a Matcher for s.
+func (s *Set) NewMatcher() *Matcher { return &Matcher{set: s} }
+
+// NewMatcher returns a Matcher for the filter alone.
+func (f *Filter) NewMatcher() *Matcher { return f.set.NewMatcher() }
+
+// Match is Set.Match.
+func (m *Matcher) Match(line []byte, ref time.Time, dst []event.Event) []event.Event {
+	lc := lineCtx{line: line, ref: ref, tc: &m.ts, memo: &m.memo}
+	return m.set.match(&lc, m, dst)
+}
+
+// watchMask returns which filters watch tag, from the cache when it holds
+// the tag.
+func (m *Matcher) watchMask(tag []byte) uint64 {
+	if len(tag) == 0 || len(tag) > maxTagLen || len(m.set.filters) > 64 {
+		return m.set.watchMask(tag)
+	}
+	// The hash: the first and the last 8 bytes, and the length.
+	var a, b uint64
+	if n := len(tag); n >= 8 {
+		a, b = binary.LittleEndian.Uint64(tag), binary.LittleEndian.Uint64(tag[n-8:])
+	} else {
+		for i, c := range tag {
+			a |= uint64(c) << (8 * i)
+		}
+	}
+	h := (a*0x9E3779B97F4A7C15 ^ b*0xC2B2AE3D27D4EB4F) + uint64(len(tag))*0xFF51AFD7ED558CCD
+	slot := &m.tags[h>>58%tagSlots]
+	if int(slot.n) == len(tag) && string(slot.tag[:slot.n]) == string(tag) {
+		return slot.mask
+	}
+	mask := m.set.watchMask(tag)
+	slot.n = uint8(len(tag))
+	copy(slot.tag[:], tag)
+	slot.mask = mask
+	return mask
+}
+
+// watchMask returns which filters watch tag: bit i for filter i (all bits
+// from 63 on share bit 63).
+func (s *Set) watchMask(tag []byte) uint64 {
+	var mask uint64
+	for i, f := range s.filters {
+		if f.program.matches(tag) {
+			mask |= 1 << min(i, 63)
+		}
+	}
+	return mask
+}
+
+func (s *Set) match(lc *lineCtx, m *Matcher, dst []event.Event) []event.Event {
+	text := lc.line
 	if s.allSyslog {
 		// Every rule follows a syslog header: a line without one, or from a
 		// program no filter watches, is done with before the scan, and the
@@ -102,24 +185,17 @@ func (s *Set) Match(line []byte, ref time.Time, dst []event.Event) []event.Event
 		if !lc.header() {
 			return dst
 		}
-		watched := false
-		for _, f := range s.filters {
-			if f.program.matches(lc.tag()) {
-				watched = true
-				break
-			}
-		}
-		if !watched {
+		if !lc.watchedBy(s, m) {
 			return dst
 		}
-		text = line[lc.bodyOff:]
+		text = lc.line[lc.bodyOff:]
 	}
 	var found litset
-	if !s.ac.scan(text, &found) {
+	if !s.pre.scan(text, &found) {
 		return dst
 	}
-	for _, f := range s.filters {
-		if ev, ok := f.matchRules(&lc, &found); ok {
+	for i, f := range s.filters {
+		if ev, ok := f.matchRules(lc, s, m, i, &found); ok {
 			dst = append(dst, ev)
 		}
 	}
@@ -140,9 +216,14 @@ type lineCtx struct {
 	asciiDone bool
 	ascii     bool // the line holds only ASCII: the fast matcher may run
 
+	tc   *logtime.Cache // nil: no cache
+	memo *[]uint64      // the fast matcher's memo memory; nil: from a pool
+
 	hdrDone bool
 	hdrOK   bool
-	tagOff  int // the syslog tag, without "[pid]"
+	maskOK  bool   // watched holds the syslog tag's watchers
+	watched uint64 // which filters watch the syslog tag
+	tagOff  int    // the syslog tag, without "[pid]"
 	tagEnd  int
 	bodyOff int // after the tag's ": "
 }
@@ -155,7 +236,13 @@ func (lc *lineCtx) find(r *rule, text []byte, buf *[maxFastCaps]int) []int {
 			lc.ascii, lc.asciiDone = isASCII(lc.line), true
 		}
 		if lc.ascii {
-			if matched, ok := r.fast.match(text, buf[:r.fast.ncap]); ok {
+			var matched, ok bool
+			if lc.memo != nil {
+				matched, ok = r.fast.matchMemo(text, buf[:r.fast.ncap], lc.memo)
+			} else {
+				matched, ok = r.fast.match(text, buf[:r.fast.ncap])
+			}
+			if ok {
 				if !matched {
 					return nil
 				}
@@ -172,7 +259,11 @@ const maxFastCaps = 24
 // message finds where the message starts, after the leading timestamp.
 func (lc *lineCtx) message() {
 	if !lc.offDone {
-		lc.msgOff, _ = logtime.Len(lc.line)
+		if lc.tc != nil {
+			lc.msgOff, _ = lc.tc.Len(lc.line)
+		} else {
+			lc.msgOff, _ = logtime.Len(lc.line)
+		}
 		lc.offDone = true
 	}
 }
@@ -180,9 +271,33 @@ func (lc *lineCtx) message() {
 // timestamp parses the leading timestamp, for a line that yields an event.
 func (lc *lineCtx) timestamp() {
 	if !lc.tsDone {
-		lc.t, lc.msgOff, _ = logtime.ParsePrefix(lc.line, lc.ref)
+		if lc.tc != nil {
+			lc.t, lc.msgOff, _ = lc.tc.ParsePrefix(lc.line, lc.ref)
+		} else {
+			lc.t, lc.msgOff, _ = logtime.ParsePrefix(lc.line, lc.ref)
+		}
 		lc.tsDone, lc.offDone = true, true
 	}
+}
+
+// watchedBy reports whether a filter of s watches the line's syslog tag
+// (the line must have a header), remembering which.
+func (lc *lineCtx) watchedBy(s *Set, m *Matcher) bool {
+	if !lc.maskOK {
+		if m != nil {
+			lc.watched = m.watchMask(lc.tag())
+		} else {
+			lc.watched = s.watchMask(lc.tag())
+		}
+		lc.maskOK = true
+	}
+	return lc.watched != 0
+}
+
+// watches reports whether filter i of s watches the line's syslog tag.
+func (lc *lineCtx) watches(s *Set, m *Matcher, i int) bool {
+	return lc.header() && lc.watchedBy(s, m) && lc.watched&(1<<min(i, 63)) != 0 &&
+		(i < 63 || s.filters[i].program.matches(lc.tag()))
 }
 
 func (lc *lineCtx) tag() []byte { return lc.line[lc.tagOff:lc.tagEnd] }
@@ -199,22 +314,18 @@ func (lc *lineCtx) header() bool {
 	line := lc.line
 	// The first word: the host name, or already the tag when it ends in
 	// ':' or holds '['.
-	i, bracket := lc.msgOff, false
-	for i < len(line) && line[i] != ' ' {
-		bracket = bracket || line[i] == '['
-		i++
-	}
-	if i == lc.msgOff || i == len(line) {
+	sp := bytes.IndexByte(line[lc.msgOff:], ' ')
+	if sp <= 0 {
 		return false
 	}
-	start := lc.msgOff
-	if line[i-1] != ':' && !bracket {
+	start, i := lc.msgOff, lc.msgOff+sp
+	if line[i-1] != ':' && bytes.IndexByte(line[start:i], '[') < 0 {
 		start = i + 1
-		for i = start; i < len(line) && line[i] != ' '; i++ {
-		}
-		if i == len(line) {
+		sp = bytes.IndexByte(line[start:], ' ')
+		if sp < 0 {
 			return false
 		}
+		i = start + sp
 	}
 	// line[start:i] is "postfix/smtpd[123]:" or "dovecot:".
 	end := i - 1
@@ -280,10 +391,10 @@ func (p *program) matches(tag []byte) bool {
 // text returns the part of the line rule r is matched against, and false if
 // the line does not have its prefix. ends caches where each regex prefix
 // ends: -2 not tried yet, -1 no match.
-func (f *Filter) text(r *rule, lc *lineCtx, ends *[8]int) ([]byte, bool) {
+func (f *Filter) text(r *rule, lc *lineCtx, w watch, ends *[8]int) ([]byte, bool) {
 	switch {
 	case r.prefix == syslogPrefix:
-		if !lc.header() || !f.program.matches(lc.tag()) {
+		if !lc.watches(w.set, w.m, w.i) {
 			return nil, false
 		}
 		return lc.line[lc.bodyOff:], true
@@ -313,14 +424,24 @@ func (f *Filter) text(r *rule, lc *lineCtx, ends *[8]int) ([]byte, bool) {
 	return msg[end:], true
 }
 
+// watch names a filter as the i-th of a set, matched by m (nil: none), to
+// tell whether it watches a line's syslog tag.
+type watch struct {
+	set *Set
+	m   *Matcher
+	i   int
+}
+
 // matchRules tries the filter's rules whose literal the line holds, in order.
-func (f *Filter) matchRules(lc *lineCtx, found *litset) (event.Event, bool) {
+// The filter is the i-th of s.
+func (f *Filter) matchRules(lc *lineCtx, s *Set, m *Matcher, i int, found *litset) (event.Event, bool) {
+	w := watch{s, m, i}
 	ends := [8]int{-2, -2, -2, -2, -2, -2, -2, -2}
 	for _, r := range f.rules {
 		if !found.hasAny(r.lits) {
 			continue
 		}
-		text, ok := f.text(r, lc, &ends)
+		text, ok := f.text(r, lc, w, &ends)
 		if !ok {
 			continue
 		}
@@ -340,7 +461,7 @@ func (f *Filter) matchRules(lc *lineCtx, found *litset) (event.Event, bool) {
 				continue
 			}
 			var igBuf [maxFastCaps]int
-			if t, ok := f.text(ig, lc, &ends); ok && lc.find(ig, t, &igBuf) != nil {
+			if t, ok := f.text(ig, lc, w, &ends); ok && lc.find(ig, t, &igBuf) != nil {
 				return event.Event{}, false
 			}
 		}

@@ -6,8 +6,8 @@ package offline
 
 import (
 	"bufio"
-	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -58,7 +58,7 @@ type Report struct {
 	ByFilter   map[string]int
 	Elapsed    time.Duration
 
-	addrIndex map[netip.Addr]int32 // into addrs
+	addrIndex addrTable // into addrs
 	addrs     []AddrCount
 
 	byKind     [event.NumKinds]int
@@ -90,9 +90,8 @@ func (a *AddrStats) ByEvent() map[event.Kind]int {
 // input.
 func Run(ctx context.Context, set *filter.Set, inputs []Input, onMatch func(*Match)) (*Report, error) {
 	rep := &Report{
-		ByEvent:   map[event.Kind]int{},
-		ByFilter:  map[string]int{},
-		addrIndex: map[netip.Addr]int32{},
+		ByEvent:  map[event.Kind]int{},
+		ByFilter: map[string]int{},
 	}
 	start := time.Now()
 	defer func() {
@@ -101,6 +100,7 @@ func Run(ctx context.Context, set *filter.Set, inputs []Input, onMatch func(*Mat
 	}()
 	evs := make([]event.Event, 0, 8)
 	m := &Match{}
+	matcher := set.NewMatcher()
 	for _, in := range inputs {
 		rep.Files++
 		br := bufio.NewReaderSize(in.R, MaxLine)
@@ -123,8 +123,10 @@ func Run(ctx context.Context, set *filter.Set, inputs []Input, onMatch func(*Mat
 			if len(line) > 0 {
 				n++
 				rep.Lines++
-				line = bytes.TrimRight(line, "\r\n")
-				evs = set.Match(line, in.Ref, evs[:0])
+				for len(line) > 0 && (line[len(line)-1] == '\n' || line[len(line)-1] == '\r') {
+					line = line[:len(line)-1]
+				}
+				evs = matcher.Match(line, in.Ref, evs[:0])
 				if len(evs) > 0 {
 					rep.Matched++
 					for i := range evs {
@@ -162,15 +164,53 @@ func (r *Report) count(ev *event.Event) {
 	if ev.Time.IsZero() {
 		r.Unparsable++
 	}
-	i, ok := r.addrIndex[ev.Addr]
-	if !ok {
-		i = int32(len(r.addrs))
-		r.addrIndex[ev.Addr] = i
-		r.addrs = append(r.addrs, AddrCount{Addr: ev.Addr})
-	}
-	a := &r.addrs[i]
+	a := r.addrIndex.find(r, ev.Addr)
 	a.Events++
 	a.ByKind[k]++
+}
+
+// addrTable finds an address's counts in Report.addrs: an open-addressing
+// hash table of indexes, cheaper than a map keyed by netip.Addr, whose
+// hashing dominated counting.
+type addrTable struct {
+	slots []int32 // index into addrs + 1; 0 is empty
+	mask  uint64
+}
+
+// find returns the counts of a, adding them to r.addrs if new.
+func (t *addrTable) find(r *Report, a netip.Addr) *AddrCount {
+	if 4*(len(r.addrs)+1) > 3*len(t.slots) {
+		t.grow(r)
+	}
+	for i := addrHash(a) & t.mask; ; i = (i + 1) & t.mask {
+		s := t.slots[i]
+		if s == 0 {
+			r.addrs = append(r.addrs, AddrCount{Addr: a})
+			t.slots[i] = int32(len(r.addrs))
+			return &r.addrs[len(r.addrs)-1]
+		}
+		if r.addrs[s-1].Addr == a {
+			return &r.addrs[s-1]
+		}
+	}
+}
+
+func addrHash(a netip.Addr) uint64 {
+	b := a.As16()
+	hi, lo := binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
+	return (lo ^ hi*0x9E3779B97F4A7C15) * 0xBF58476D1CE4E5B9 >> 20
+}
+
+func (t *addrTable) grow(r *Report) {
+	n := max(1024, 2*len(t.slots))
+	t.slots, t.mask = make([]int32, n), uint64(n-1)
+	for i := range r.addrs {
+		j := addrHash(r.addrs[i].Addr) & t.mask
+		for t.slots[j] != 0 {
+			j = (j + 1) & t.mask
+		}
+		t.slots[j] = int32(i + 1)
+	}
 }
 
 func (r *Report) flushFilter() {
@@ -202,17 +242,47 @@ func (r *Report) Addresses() int { return len(r.addrs) }
 // TopAddrs returns the n addresses with the most events, most first, ties by
 // address.
 func (r *Report) TopAddrs(n int) []AddrCount {
-	all := append([]AddrCount(nil), r.addrs...)
-	sort.Slice(all, func(i, j int) bool {
-		if all[i].Events != all[j].Events {
-			return all[i].Events > all[j].Events
+	before := func(a, b *AddrCount) bool {
+		if a.Events != b.Events {
+			return a.Events > b.Events
 		}
-		return all[i].Addr.Less(all[j].Addr)
-	})
-	if len(all) > n {
-		all = all[:n]
+		return a.Addr.Less(b.Addr)
 	}
-	return all
+	// A bounded heap of the best n so far, its worst at the root: a log
+	// of a rotating botnet has hundreds of thousands of addresses, and
+	// sorting them all for the ten shown would cost more than reading.
+	h := make([]AddrCount, 0, max(n, 0))
+	down := func(i int) {
+		for {
+			w, l := i, 2*i+1
+			if l < len(h) && before(&h[w], &h[l]) {
+				w = l
+			}
+			if l+1 < len(h) && before(&h[w], &h[l+1]) {
+				w = l + 1
+			}
+			if w == i {
+				return
+			}
+			h[i], h[w] = h[w], h[i]
+			i = w
+		}
+	}
+	for i := range r.addrs {
+		a := &r.addrs[i]
+		switch {
+		case len(h) < n:
+			h = append(h, *a)
+			for j := len(h) - 1; j > 0 && before(&h[(j-1)/2], &h[j]); j = (j - 1) / 2 {
+				h[j], h[(j-1)/2] = h[(j-1)/2], h[j]
+			}
+		case n > 0 && before(a, &h[0]):
+			h[0] = *a
+			down(0)
+		}
+	}
+	sort.Slice(h, func(i, j int) bool { return before(&h[i], &h[j]) })
+	return h
 }
 
 // AppendJSON appends m as one JSON object, without a newline:

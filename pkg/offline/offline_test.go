@@ -3,7 +3,10 @@ package offline
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"math/rand"
 	"net/netip"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -119,6 +122,52 @@ func TestRefFromName(t *testing.T) {
 		got, ok := RefFromName(tt.name, time.UTC)
 		if ok != tt.ok || !got.Equal(tt.want) {
 			t.Errorf("RefFromName(%q) = %v, %v; want %v, %v", tt.name, got, ok, tt.want, tt.ok)
+		}
+	}
+}
+
+// TestCountsAndTopAddrs counts the events of many addresses, some of them
+// written in IPv4-mapped IPv6 form (which counts as the IPv4 address), and
+// checks the counts and TopAddrs against a plain map and a full sort.
+func TestCountsAndTopAddrs(t *testing.T) {
+	rng := rand.New(rand.NewSource(1))
+	var b strings.Builder
+	want := map[netip.Addr]int{}
+	for i := 0; i < 20000; i++ {
+		n := rng.Intn(3000)
+		a := netip.AddrFrom4([4]byte{192, 0, byte(n >> 8), byte(n)})
+		if n%7 == 0 {
+			a = netip.AddrFrom16(a.As16()) // ::ffff:192.0.x.y
+		}
+		want[a.Unmap()]++
+		fmt.Fprintf(&b, "Nov 28 02:00:19 mx mta[1]: auth failed for [%s]\n", a)
+	}
+	rep, err := Run(context.Background(), testSet(t), []Input{{Name: "a.log", R: strings.NewReader(b.String()), Ref: ref}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Addresses() != len(want) {
+		t.Fatalf("%d addresses, want %d", rep.Addresses(), len(want))
+	}
+	var all []AddrCount
+	for a, n := range want {
+		all = append(all, AddrCount{Addr: a, AddrStats: AddrStats{Events: n}})
+	}
+	sort.Slice(all, func(i, j int) bool {
+		if all[i].Events != all[j].Events {
+			return all[i].Events > all[j].Events
+		}
+		return all[i].Addr.Less(all[j].Addr)
+	})
+	for _, n := range []int{0, 1, 10, 500, len(want), len(want) + 5} {
+		top := rep.TopAddrs(n)
+		if len(top) != min(n, len(want)) {
+			t.Fatalf("TopAddrs(%d) gave %d", n, len(top))
+		}
+		for i, a := range top {
+			if a.Addr != all[i].Addr || a.Events != all[i].Events || a.ByKind[event.AuthFailure.Index()] != a.Events {
+				t.Fatalf("TopAddrs(%d)[%d] = %s %d, want %s %d", n, i, a.Addr, a.Events, all[i].Addr, all[i].Events)
+			}
 		}
 	}
 }
