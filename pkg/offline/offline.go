@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/netip"
 	"path/filepath"
 	"sort"
@@ -58,8 +59,9 @@ type Report struct {
 	ByFilter   map[string]int
 	Elapsed    time.Duration
 
-	addrIndex addrTable // into addrs
-	addrs     []AddrCount
+	addrIndex addrTable   // into addrs
+	addrs     [][]addrRec // in chunks of recChunk: growing copies nothing
+	naddrs    int
 
 	byKind     [event.NumKinds]int
 	lastFilter string
@@ -165,8 +167,33 @@ func (r *Report) count(ev *event.Event) {
 		r.Unparsable++
 	}
 	a := r.addrIndex.find(r, ev.Addr)
-	a.Events++
-	a.ByKind[k]++
+	if a.events < math.MaxUint32 { // a counter that is full stays full
+		a.events++
+	}
+	if a.byKind[k] < math.MaxUint32 {
+		a.byKind[k]++
+	}
+}
+
+// addrRec counts the events of one address, compactly: counting touches
+// one record per event, at random among all addresses seen.
+type addrRec struct {
+	addr   netip.Addr
+	events uint32
+	byKind [event.NumKinds]uint32
+}
+
+// recChunk is how many records a chunk of Report.addrs holds.
+const recChunk = 1024
+
+func (r *Report) rec(i int) *addrRec { return &r.addrs[i/recChunk][i%recChunk] }
+
+func (a *addrRec) count() AddrCount {
+	c := AddrCount{Addr: a.addr, AddrStats: AddrStats{Events: int(a.events)}}
+	for k, n := range a.byKind {
+		c.ByKind[k] = int(n)
+	}
+	return c
 }
 
 // addrTable finds an address's counts in Report.addrs: an open-addressing
@@ -178,19 +205,24 @@ type addrTable struct {
 }
 
 // find returns the counts of a, adding them to r.addrs if new.
-func (t *addrTable) find(r *Report, a netip.Addr) *AddrCount {
-	if 4*(len(r.addrs)+1) > 3*len(t.slots) {
+func (t *addrTable) find(r *Report, a netip.Addr) *addrRec {
+	if 4*(r.naddrs+1) > 3*len(t.slots) {
 		t.grow(r)
 	}
 	for i := addrHash(a) & t.mask; ; i = (i + 1) & t.mask {
 		s := t.slots[i]
 		if s == 0 {
-			r.addrs = append(r.addrs, AddrCount{Addr: a})
-			t.slots[i] = int32(len(r.addrs))
-			return &r.addrs[len(r.addrs)-1]
+			if r.naddrs%recChunk == 0 {
+				r.addrs = append(r.addrs, make([]addrRec, recChunk))
+			}
+			rec := r.rec(r.naddrs)
+			rec.addr = a
+			r.naddrs++
+			t.slots[i] = int32(r.naddrs)
+			return rec
 		}
-		if r.addrs[s-1].Addr == a {
-			return &r.addrs[s-1]
+		if rec := r.rec(int(s - 1)); rec.addr == a {
+			return rec
 		}
 	}
 }
@@ -204,8 +236,8 @@ func addrHash(a netip.Addr) uint64 {
 func (t *addrTable) grow(r *Report) {
 	n := max(1024, 2*len(t.slots))
 	t.slots, t.mask = make([]int32, n), uint64(n-1)
-	for i := range r.addrs {
-		j := addrHash(r.addrs[i].Addr) & t.mask
+	for i := 0; i < r.naddrs; i++ {
+		j := addrHash(r.rec(i).addr) & t.mask
 		for t.slots[j] != 0 {
 			j = (j + 1) & t.mask
 		}
@@ -237,7 +269,7 @@ type AddrCount struct {
 }
 
 // Addresses returns how many distinct addresses the events came from.
-func (r *Report) Addresses() int { return len(r.addrs) }
+func (r *Report) Addresses() int { return r.naddrs }
 
 // TopAddrs returns the n addresses with the most events, most first, ties by
 // address.
@@ -268,16 +300,16 @@ func (r *Report) TopAddrs(n int) []AddrCount {
 			i = w
 		}
 	}
-	for i := range r.addrs {
-		a := &r.addrs[i]
+	for i := 0; i < r.naddrs; i++ {
+		a := r.rec(i).count()
 		switch {
 		case len(h) < n:
-			h = append(h, *a)
+			h = append(h, a)
 			for j := len(h) - 1; j > 0 && before(&h[(j-1)/2], &h[j]); j = (j - 1) / 2 {
 				h[j], h[(j-1)/2] = h[(j-1)/2], h[j]
 			}
-		case n > 0 && before(a, &h[0]):
-			h[0] = *a
+		case n > 0 && before(&a, &h[0]):
+			h[0] = a
 			down(0)
 		}
 	}
