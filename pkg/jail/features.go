@@ -127,9 +127,10 @@ type learner struct {
 	cfg     Learn
 	window  int64
 	ttl     int64
-	values  map[string]*valueState // "helo=x" / "user=x"
+	states  map[string]*valueState // "helo=x" / "user=x"
 	learned map[string]int64       // fingerprint → until
 	legit   map[string]int64       // values seen with a successful login → when
+	kb      []byte                 // the key being looked up (see key)
 }
 
 type valueState struct {
@@ -139,7 +140,7 @@ type valueState struct {
 
 func newLearner(cfg Learn) *learner {
 	return &learner{cfg: cfg, window: int64(cfg.Window), ttl: int64(cfg.TTL),
-		values: map[string]*valueState{}, learned: map[string]int64{}, legit: map[string]int64{}}
+		states: map[string]*valueState{}, learned: map[string]int64{}, legit: map[string]int64{}}
 }
 
 // learnable reports whether an event of kind k is a failure whose values
@@ -154,23 +155,38 @@ func learnable(k event.Kind) bool {
 	return false
 }
 
-// keys returns the learnable values of an event.
-func (l *learner) keys(ev *event.Event) []string {
+// learnValue is a learnable value of an event: its field ("helo=",
+// "user=") and the value as the event has it.
+type learnValue struct{ field, value string }
+
+// values returns the learnable values of an event.
+func (l *learner) values(ev *event.Event) (vs [2]learnValue, n int) {
 	if ev.Kind != event.AuthSuccess && !learnable(ev.Kind) {
-		return nil
+		return vs, 0
 	}
-	var ks []string
 	if l.cfg.HELO && ev.HELO != "" {
-		ks = append(ks, "helo="+strings.ToLower(ev.HELO))
+		vs[n] = learnValue{"helo=", ev.HELO}
+		n++
 	}
 	if l.cfg.User && ev.User != "" {
-		ks = append(ks, "user="+strings.ToLower(ev.User))
+		vs[n] = learnValue{"user=", ev.User}
+		n++
 	}
-	return ks
+	return vs, n
+}
+
+// key returns v's key ("helo=" or "user=" and the lower-cased value) in
+// l.kb, valid until the next call: looking a key up allocates nothing
+// (m[string(k)]), only storing one does.
+func (l *learner) key(v learnValue) []byte {
+	l.kb = appendLower(append(l.kb[:0], v.field...), v.value)
+	return l.kb
 }
 
 func (l *learner) legitimate(ev *event.Event, t int64) {
-	for _, k := range l.keys(ev) {
+	vs, nv := l.values(ev)
+	for _, v := range vs[:nv] {
+		k := string(l.key(v))
 		if len(l.legit) >= maxLegit {
 			for v := range l.legit {
 				delete(l.legit, v)
@@ -180,7 +196,7 @@ func (l *learner) legitimate(ev *event.Event, t int64) {
 			}
 		}
 		l.legit[k] = t
-		delete(l.values, k)
+		delete(l.states, k)
 		delete(l.learned, k)
 	}
 }
@@ -191,9 +207,9 @@ func (l *learner) sweep(t int64) {
 			delete(l.learned, k)
 		}
 	}
-	for k, st := range l.values {
+	for k, st := range l.states {
 		if len(st.times) == 0 || t-st.times[len(st.times)-1] >= l.window {
-			delete(l.values, k)
+			delete(l.states, k)
 		}
 	}
 }
@@ -203,9 +219,11 @@ func (j *Jail) learned(ev *event.Event, t int64) (string, bool) {
 	if j.learn == nil {
 		return "", false
 	}
-	for _, k := range j.learn.keys(ev) {
-		if until, ok := j.learn.learned[k]; ok && t < until {
-			return "fingerprint " + k, true
+	vs, nv := j.learn.values(ev)
+	for _, v := range vs[:nv] {
+		k := j.learn.key(v)
+		if until, ok := j.learn.learned[string(k)]; ok && t < until {
+			return "fingerprint " + string(k), true
 		}
 	}
 	return "", false
@@ -219,20 +237,22 @@ func (j *Jail) teach(ev *event.Event, a netip.Addr, t int64) (string, []netip.Ad
 	if l == nil {
 		return "", nil
 	}
-	for _, k := range l.keys(ev) {
-		if _, ok := l.legit[k]; ok {
+	vs, nv := l.values(ev)
+	for _, v := range vs[:nv] {
+		k := l.key(v)
+		if _, ok := l.legit[string(k)]; ok {
 			continue
 		}
-		st := l.values[k]
+		st := l.states[string(k)]
 		if st == nil {
-			if len(l.values) >= maxValues {
+			if len(l.states) >= maxValues {
 				l.sweep(t)
-				if len(l.values) >= maxValues {
+				if len(l.states) >= maxValues {
 					continue // a flood of distinct values: watch the ones we have
 				}
 			}
 			st = &valueState{}
-			l.values[k] = st
+			l.states[string(k)] = st
 		}
 		// Keep the distinct addresses seen within the window.
 		n := 0
@@ -246,10 +266,11 @@ func (j *Jail) teach(ev *event.Event, a netip.Addr, t int64) (string, []netip.Ad
 		}
 		st.addrs, st.times = append(st.addrs[:n], a), append(st.times[:n], t)
 		if len(st.addrs) >= l.cfg.Distinct {
-			l.learned[k] = t + l.ttl
+			ks := string(k)
+			l.learned[ks] = t + l.ttl
 			taught := append([]netip.Addr(nil), st.addrs...)
-			delete(l.values, k)
-			return fmt.Sprintf("fingerprint %s learned from %d addresses", k, len(taught)), taught
+			delete(l.states, ks)
+			return fmt.Sprintf("fingerprint %s learned from %d addresses", ks, len(taught)), taught
 		}
 	}
 	return "", nil
@@ -293,7 +314,7 @@ func (j *Jail) Forget(value string, t int64) bool {
 			found = true
 		}
 		delete(j.learn.learned, k)
-		delete(j.learn.values, k)
+		delete(j.learn.states, k)
 		j.learn.legit[k] = t
 	}
 	return found

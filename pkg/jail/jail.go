@@ -12,10 +12,12 @@
 // repeat offender), and forgets the address's strikes.
 //
 // Memory is bounded: at most MaxTracked addresses are tracked at once; a new
-// address beyond that drops the one whose last strike is the stalest. Each
-// tracked address costs a map entry, a slot and its strikes (16 bytes each,
-// fewer than max_strikes of them). The fingerprint, trust and subnet tables
-// are bounded the same way.
+// address beyond that drops the one whose last strike is the stalest. A
+// tracked address with one strike costs about 57 bytes (a 40-byte slot
+// holding its key and the strike, and an index entry), each further strike
+// 16 bytes (fewer than max_strikes of them), in tables without pointers
+// (see track.go). The fingerprint, trust and subnet tables are bounded the
+// same way.
 package jail
 
 import (
@@ -25,6 +27,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/banwatch/banwatch/pkg/event"
 )
@@ -109,30 +113,20 @@ type Decision struct {
 	Nth     int          // the address's how-manyth ban (escalation), from 1
 }
 
-type strike struct {
-	t    int64 // unix nanoseconds
-	w    uint16
-	kind uint8
-}
-
-type track struct {
-	addr       netip.Addr // the address, or for IPv6 per subnet the prefix's first address
-	prev, next int32      // recency list: head is the stalest
-	last       int64      // time of the newest strike
-	s          []strike
-}
-
 // Jail tracks one jail's strikes. It is not safe for concurrent use.
 type Jail struct {
 	cfg    Config
 	ignore *Ignore
 	find   int64
 	max    int
-	index  map[netip.Addr]int32
-	slots  []track
-	free   []int32
-	head   int32 // stalest, -1 when empty
-	tail   int32 // freshest
+	index  index // key → slot
+	slots  slots
+	pools  []*pool // blocks of c0, 2·c0, 4·c0... strikes
+	c0     int
+	head   int32    // stalest slot, -1 when empty
+	tail   int32    // freshest
+	buf    []strike // the strikes of an address being banned (load)
+	lower  []byte   // a value being lower-cased (inLowerSet)
 
 	banned     map[netip.Addr]int64   // single addresses → end of their ban
 	bannedNets map[netip.Prefix]int64 // prefixes → end of their ban
@@ -153,6 +147,7 @@ func New(cfg Config, ignore *Ignore) *Jail {
 	if cfg.MaxTracked <= 0 {
 		cfg.MaxTracked = 1_000_000
 	}
+	cfg.MaxTracked = min(cfg.MaxTracked, 1<<30)
 	if cfg.MaxStrikes <= 0 {
 		cfg.MaxStrikes = 1
 	}
@@ -161,7 +156,10 @@ func New(cfg Config, ignore *Ignore) *Jail {
 		ignore:      ignore,
 		find:        int64(cfg.FindTime),
 		max:         cfg.MaxTracked,
-		index:       map[netip.Addr]int32{},
+		index:       newIndex(cfg.MaxTracked),
+		slots:       slots{free: -1},
+		c0:          min(max(cfg.MaxStrikes-1, 1), maxC0),
+		buf:         make([]strike, 0, min(cfg.MaxStrikes, 64)),
 		head:        -1,
 		tail:        -1,
 		banned:      map[netip.Addr]int64{},
@@ -192,6 +190,35 @@ func lowerSet(vals []string) map[string]bool {
 	return m
 }
 
+// inLowerSet reports whether v, lower-cased, is in m, without allocating.
+func (j *Jail) inLowerSet(m map[string]bool, v string) bool {
+	if v == "" || len(m) == 0 {
+		return false
+	}
+	j.lower = appendLower(j.lower[:0], v)
+	return m[string(j.lower)]
+}
+
+// appendLower appends strings.ToLower(s) to b.
+func appendLower(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= utf8.RuneSelf {
+			// As strings.ToLower: each rune mapped (invalid bytes become
+			// U+FFFD).
+			for _, r := range s[i:] {
+				b = utf8.AppendRune(b, unicode.ToLower(r))
+			}
+			return b
+		}
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		b = append(b, c)
+	}
+	return b
+}
+
 // Name returns the jail's name.
 func (j *Jail) Name() string { return j.cfg.Name }
 
@@ -200,7 +227,7 @@ func (j *Jail) Config() Config { return j.cfg }
 
 // Tracked returns how many addresses (or IPv6 subnets) have strikes in
 // memory.
-func (j *Jail) Tracked() int { return len(j.index) }
+func (j *Jail) Tracked() int { return j.index.n }
 
 // Weight returns what an event of kind k counts here.
 func (j *Jail) Weight(k event.Kind) int {
@@ -257,8 +284,7 @@ func (j *Jail) observe(ev *event.Event, ki, weight int, dst []Decision) ([]Decis
 		}
 		return dst, NoWeight
 	}
-	instant := j.instantEvents[ki] || ev.HELO != "" && j.instantHELO[strings.ToLower(ev.HELO)] ||
-		ev.User != "" && j.instantUser[strings.ToLower(ev.User)]
+	instant := j.instantEvents[ki] || j.inLowerSet(j.instantHELO, ev.HELO) || j.inLowerSet(j.instantUser, ev.User)
 	if weight <= 0 && !instant {
 		return dst, NoWeight
 	}
@@ -283,24 +309,9 @@ func (j *Jail) observe(ev *event.Event, ki, weight int, dst []Decision) ([]Decis
 			dst = j.decide(dst, a, nil, 0, ev.Time, fp)
 			break
 		}
-		tr := j.lookup(key, t)
 		// Drop strikes that fell out of the window, then add this one.
-		cut := t - j.find
-		k := 0
-		for _, s := range tr.s {
-			if s.t > cut {
-				tr.s[k] = s
-				k++
-			}
-		}
-		tr.s = append(tr.s[:k], strike{t: t, w: uint16(min(weight, 65535)), kind: uint8(ki)})
-		if t > tr.last {
-			tr.last = t
-		}
-		sum := 0
-		for _, s := range tr.s {
-			sum += int(s.w)
-		}
+		i, fresh := j.lookup(keyOf(key))
+		sum := j.update(i, fresh, t-j.find, strike{t: t, w: uint16(min(weight, 65535)), kind: uint8(ki)})
 		if fp, taught := j.teach(ev, a, t); fp != "" {
 			// This event made a fingerprint: ban its address and those
 			// that taught it.
@@ -315,7 +326,7 @@ func (j *Jail) observe(ev *event.Event, ki, weight int, dst []Decision) ([]Decis
 		if sum < j.cfg.MaxStrikes {
 			return dst, Counted
 		}
-		dst = j.decide(dst, a, tr, sum, ev.Time, "")
+		dst = j.decide(dst, a, j.load(i), sum, ev.Time, "")
 	}
 	dst = j.subnetCheck(dst, n, t)
 	return dst, Banned
@@ -347,22 +358,22 @@ func instantReason(ki int, ev *event.Event, j *Jail) string {
 	switch {
 	case j.instantEvents[ki]:
 		return "instant " + string(ev.Kind)
-	case ev.HELO != "" && j.instantHELO[strings.ToLower(ev.HELO)]:
+	case j.inLowerSet(j.instantHELO, ev.HELO):
 		return "instant helo=" + ev.HELO
 	default:
 		return "instant user=" + ev.User
 	}
 }
 
-// decide appends the ban of address a (with tr's strikes, if any) from at,
+// decide appends the ban of address a (with its strikes, if any) from at,
 // marks it banned, and forgets the strikes counted under its key.
-func (j *Jail) decide(dst []Decision, a netip.Addr, tr *track, sum int, at time.Time, reason string) []Decision {
+func (j *Jail) decide(dst []Decision, a netip.Addr, strikes []strike, sum int, at time.Time, reason string) []Decision {
 	key := j.key(a)
 	p := j.banPrefix(a)
 	first := at.UnixNano()
-	if tr != nil {
+	if len(strikes) > 0 {
 		var byKind [event.NumKinds]int
-		for _, s := range tr.s {
+		for _, s := range strikes {
 			byKind[s.kind] += int(s.w)
 			first = min(first, s.t)
 		}
@@ -487,6 +498,9 @@ func (j *Jail) isBanned(a netip.Addr, t int64) bool {
 		}
 		delete(j.banned, a)
 	}
+	if len(j.netBits) == 0 {
+		return false // no prefix is banned (and a range would cost)
+	}
 	v6 := boolInt(a.Is6()) * 1000
 	for k := range j.netBits {
 		if k/1000*1000 != v6 {
@@ -510,8 +524,8 @@ func (j *Jail) Sweep(now time.Time) int {
 	n := 0
 	// The recency list is in order of last update, which is nearly the
 	// order of strike time; walk from the stalest while they are stale.
-	for j.head >= 0 && j.slots[j.head].last <= cut {
-		j.drop(j.slots[j.head].addr)
+	for j.head >= 0 && j.last(j.head) <= cut {
+		j.dropSlot(j.head)
 		n++
 	}
 	for a, end := range j.banned {
@@ -538,67 +552,4 @@ func (j *Jail) Sweep(now time.Time) int {
 		j.learn.sweep(t)
 	}
 	return n
-}
-
-// lookup returns a's track, making one (and evicting the stalest when the
-// jail is full) if needed, and moves it to the fresh end of the list.
-func (j *Jail) lookup(a netip.Addr, t int64) *track {
-	if i, ok := j.index[a]; ok {
-		j.unlink(i)
-		j.pushBack(i)
-		return &j.slots[i]
-	}
-	if len(j.index) >= j.max && j.head >= 0 {
-		j.drop(j.slots[j.head].addr)
-	}
-	var i int32
-	if n := len(j.free); n > 0 {
-		i = j.free[n-1]
-		j.free = j.free[:n-1]
-	} else {
-		j.slots = append(j.slots, track{})
-		i = int32(len(j.slots) - 1)
-	}
-	j.slots[i] = track{addr: a, last: t, s: j.slots[i].s[:0]}
-	j.index[a] = i
-	j.pushBack(i)
-	return &j.slots[i]
-}
-
-// drop forgets a's strikes.
-func (j *Jail) drop(a netip.Addr) {
-	i, ok := j.index[a]
-	if !ok {
-		return
-	}
-	j.unlink(i)
-	delete(j.index, a)
-	j.slots[i].s = j.slots[i].s[:0]
-	j.free = append(j.free, i)
-}
-
-func (j *Jail) unlink(i int32) {
-	tr := &j.slots[i]
-	if tr.prev >= 0 {
-		j.slots[tr.prev].next = tr.next
-	} else {
-		j.head = tr.next
-	}
-	if tr.next >= 0 {
-		j.slots[tr.next].prev = tr.prev
-	} else {
-		j.tail = tr.prev
-	}
-	tr.prev, tr.next = -1, -1
-}
-
-func (j *Jail) pushBack(i int32) {
-	tr := &j.slots[i]
-	tr.prev, tr.next = j.tail, -1
-	if j.tail >= 0 {
-		j.slots[j.tail].next = i
-	} else {
-		j.head = i
-	}
-	j.tail = i
 }
