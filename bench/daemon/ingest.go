@@ -1,0 +1,338 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/banwatch/banwatch/bench/loggen"
+)
+
+// chunkSize is the size of the writes that append the ingest log.
+const chunkSize = 1 << 20
+
+// chunk is one write of a log: whole lines.
+type chunk struct {
+	data  []byte
+	lines int64 // lines written once this chunk is
+}
+
+// chunks cuts data into writes of about chunkSize bytes at line ends.
+func chunks(data []byte) []chunk {
+	var out []chunk
+	var lines int64
+	for len(data) > 0 {
+		n := min(chunkSize, len(data))
+		if i := bytes.LastIndexByte(data[:n], '\n'); i >= 0 && n < len(data) {
+			n = i + 1
+		}
+		lines += int64(bytes.Count(data[:n], []byte{'\n'}))
+		out = append(out, chunk{data: data[:n], lines: lines})
+		data = data[n:]
+	}
+	return out
+}
+
+// appendChunks appends the chunks to path as fast as it can, one write
+// each, publishing the lines written so far in written. It returns when
+// the last write returned.
+func appendChunks(path string, cs []chunk, written *atomic.Int64) (time.Time, error) {
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		return time.Time{}, err
+	}
+	defer f.Close()
+	for _, c := range cs {
+		if _, err := f.Write(c.data); err != nil {
+			return time.Time{}, err
+		}
+		written.Store(c.lines)
+	}
+	return time.Now(), nil
+}
+
+// ingestRun is what one daemon run measured.
+type ingestRun struct {
+	rate       float64 // lines/s counted, between the first and last poll inside the run
+	maxLag     int64
+	lagAtWrite int64   // lag at the first poll after the writer finished
+	writeRate  float64 // the writer's lines/s
+	writeTook  time.Duration
+	drain      time.Duration   // from the writer's end until the daemon counted all
+	grewAt     []time.Duration // polls (since the start) at which the lag was higher than at the one before
+	timeline   []int64         // the lag at the first poll of each second
+	bans       int64
+	polls      int
+}
+
+func benchIngest(ctx context.Context, o *opts) []result {
+	n := o.ingestLines
+	progress("ingest: generating %s Postfix lines", commas(int64(n)))
+	var buf bytes.Buffer
+	// The times start just before now, so that the daemon takes the events
+	// as live (a first-read log's events older than find_time are history)
+	// and spread over hours ahead, which logtime accepts within its slack.
+	err := loggen.Postfix(&buf, loggen.Options{Lines: n, AttackShare: 0.05, Attackers: 100000, Seed: 1,
+		Start: time.Now().Add(-30 * time.Second)})
+	if err != nil {
+		return []result{failed("generating the log", err)}
+	}
+	cs := chunks(buf.Bytes())
+	var rs []result
+	for _, pin := range []bool{true, false} {
+		label := "1 CPU (taskset -c 0)"
+		if !pin {
+			label = "unpinned"
+		}
+		d, derr := ingestDaemon(ctx, cs, int64(n), pin)
+		if ctx.Err() != nil {
+			return rs
+		}
+		tr, terr := ingestTail(ctx, cs, n, pin)
+		if derr != nil {
+			rs = append(rs, failed(label+", banwatchd", derr))
+		} else {
+			rs = append(rs, result{Measure: label + ", banwatchd lines/s", Value: d.rate, Unit: "lines/s",
+				Result: commas(int64(d.rate)) + " lines/s", Status: statusInfo,
+				Notes: d.notes()})
+		}
+		if terr != nil {
+			rs = append(rs, failed(label+", nxadm/tail", terr))
+		} else {
+			rs = append(rs, result{Measure: label + ", bare nxadm/tail lines/s", Value: tr, Unit: "lines/s",
+				Result: commas(int64(tr)) + " lines/s", Status: statusInfo, Notes: "tail.TailFile, Follow, no ReOpen, from offset 0, separate process"})
+		}
+		if derr == nil && terr == nil {
+			ratio := d.rate / tr * 100
+			rs = append(rs, result{Measure: label + ", banwatchd / nxadm/tail", Value: ratio, Unit: "%",
+				Result: fmt.Sprintf("%.0f%%", ratio), Target: "≥ 80%", Status: judge(ratio >= 80)})
+		}
+	}
+	return rs
+}
+
+// notes describes the lag of a run.
+func (r *ingestRun) notes() string {
+	var tl []string
+	for _, l := range r.timeline {
+		tl = append(tl, fmt.Sprintf("%dk", (l+500)/1000))
+	}
+	grew := "the lag grew at no poll"
+	if len(r.grewAt) > 0 {
+		var at []string
+		for _, d := range r.grewAt {
+			at = append(at, fmt.Sprintf("%.1f", d.Seconds()))
+		}
+		grew = "the lag grew at the polls at " + strings.Join(at, ", ") + " s"
+	}
+	return fmt.Sprintf("the writer appended all in %.2f s (%s lines/s); lag at its end %s, max %s lines; lag each second: %s; %s; all counted %.1f s after the writer's end; %s bans; %d polls",
+		r.writeTook.Seconds(), commas(int64(r.writeRate)), commas(r.lagAtWrite), commas(r.maxLag), strings.Join(tl, " "),
+		grew, r.drain.Seconds(), commas(r.bans), r.polls)
+}
+
+// pinHarness moves this process to CPU 1 (and banctl with it) while the
+// measured process has CPU 0; the returned function undoes that.
+func pinHarness(pin bool) func() {
+	if !pin || runtime.NumCPU() < 2 {
+		return func() {}
+	}
+	pinCtl = true
+	setAffinity([]int{1})
+	return func() {
+		pinCtl = false
+		setAffinity(nil)
+	}
+}
+
+// ingestDaemon appends the log while banwatchd with the shipped postfix
+// jail follows it, polling its line count.
+func ingestDaemon(ctx context.Context, cs []chunk, n int64, pin bool) (*ingestRun, error) {
+	e, err := newEnv(ctx, "ingest", "[postfix]\nenabled = true\nlogs = [%LOG%]\n")
+	if err != nil {
+		return nil, err
+	}
+	defer e.close()
+	defer pinHarness(pin)()
+	d, err := e.start(ctx, pin, 20*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	type sample struct {
+		t       time.Time
+		written int64
+		counted int64
+	}
+	var written atomic.Int64
+	var writeEnd atomic.Pointer[time.Time]
+	writeErr := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		t, err := appendChunks(e.logPath, cs, &written)
+		writeEnd.Store(&t)
+		writeErr <- err
+	}()
+	timeout := 60*time.Second + time.Duration(n/20000)*time.Second
+	var samples []sample
+	var last jailStatus
+	tick := time.NewTicker(100 * time.Millisecond) // or as fast as banctl answers, if slower
+	defer tick.Stop()
+	for {
+		st, err := e.status(ctx)
+		w := written.Load() // after the daemon's counter was read: the lag is not understated
+		if err != nil {
+			if derr := d.alive(); derr != nil {
+				return nil, derr
+			}
+			return nil, err
+		}
+		j, err := st.jail("postfix")
+		if err != nil {
+			return nil, err
+		}
+		last = j
+		samples = append(samples, sample{time.Now(), w, j.Lines})
+		if j.Lines >= n {
+			break
+		}
+		if time.Since(start) > timeout {
+			return nil, fmt.Errorf("timeout: the daemon counted %d of %d lines in %v", j.Lines, n, timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-tick.C:
+		}
+	}
+	if err := <-writeErr; err != nil {
+		return nil, err
+	}
+	we := *writeEnd.Load()
+	r := &ingestRun{bans: last.Bans, polls: len(samples), writeTook: we.Sub(start)}
+	r.writeRate = float64(n) / r.writeTook.Seconds()
+	end := samples[len(samples)-1].t
+	r.drain = end.Sub(we)
+	// The rate between the first and the last poll that saw the daemon
+	// busy (some lines counted, not all): both ends are instants inside
+	// the run, so the poll interval biases neither.
+	var first, lastBusy *sample
+	atWrite := false
+	nextMark := start
+	for i := range samples {
+		s := &samples[i]
+		lag := s.written - s.counted
+		r.maxLag = max(r.maxLag, lag)
+		if i > 0 && lag > samples[i-1].written-samples[i-1].counted {
+			r.grewAt = append(r.grewAt, s.t.Sub(start))
+		}
+		if !atWrite && !s.t.Before(we) {
+			r.lagAtWrite, atWrite = lag, true
+		}
+		if !s.t.Before(nextMark) {
+			r.timeline = append(r.timeline, lag)
+			nextMark = nextMark.Add(time.Second)
+		}
+		if s.counted > 0 && s.counted < n {
+			if first == nil {
+				first = s
+			}
+			lastBusy = s
+		}
+	}
+	if first != nil && lastBusy != first {
+		r.rate = float64(lastBusy.counted-first.counted) / lastBusy.t.Sub(first.t).Seconds()
+	} else {
+		// Done within about two polls: from the start of writing to the end.
+		r.rate = float64(n) / end.Sub(start).Seconds()
+	}
+	return r, nil
+}
+
+// ingestTail appends the log the same way while a separate process
+// follows it with bare nxadm/tail, and returns that process's lines/s.
+func ingestTail(ctx context.Context, cs []chunk, n int, pin bool) (float64, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return 0, err
+	}
+	path := filepath.Join(workDir, fmt.Sprintf("tail-%d.log", nextSeq()))
+	if err := os.WriteFile(path, nil, 0o644); err != nil {
+		return 0, err
+	}
+	defer os.Remove(path)
+	defer pinHarness(pin)()
+	args := []string{self, "-tailrate", "-file", path, "-n", fmt.Sprint(n), "-timeout", "2m"}
+	if pin {
+		args = append([]string{"taskset", "-c", "0"}, args...)
+	}
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return 0, err
+	}
+	if err := cmd.Start(); err != nil {
+		return 0, err
+	}
+	unreg := atExit(func() { cmd.Process.Kill() })
+	defer unreg()
+	done := make(chan error, 1)
+	lines := make(chan string, 2)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+		done <- cmd.Wait()
+	}()
+	select {
+	case l := <-lines:
+		if l != "ready" {
+			cmd.Process.Kill()
+			return 0, fmt.Errorf("tailrate said %q: %s", l, stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill()
+		return 0, errors.New("timeout: tailrate not ready in 10 s")
+	case <-ctx.Done():
+		cmd.Process.Kill()
+		return 0, ctx.Err()
+	}
+	var written atomic.Int64
+	if _, err := appendChunks(path, cs, &written); err != nil {
+		cmd.Process.Kill()
+		return 0, err
+	}
+	var rep tailReport
+	select {
+	case l, ok := <-lines:
+		if !ok || json.Unmarshal([]byte(l), &rep) != nil {
+			cmd.Process.Kill()
+			return 0, fmt.Errorf("tailrate failed: %q %s", l, stderr.String())
+		}
+	case <-time.After(150 * time.Second):
+		cmd.Process.Kill()
+		return 0, errors.New("timeout: tailrate did not finish in 150 s")
+	case <-ctx.Done():
+		cmd.Process.Kill()
+		return 0, ctx.Err()
+	}
+	<-done
+	if rep.Lines != n || rep.Last <= rep.First {
+		return 0, fmt.Errorf("tailrate: bad report %+v", rep)
+	}
+	return float64(n-1) / (float64(rep.Last-rep.First) / 1e9), nil
+}

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+)
+
+func benchInstall(ctx context.Context, o *opts) []result {
+	n := o.installN
+	took, notes, err := install(ctx, n)
+	if err != nil {
+		return []result{failed("bans/s into nftables", err)}
+	}
+	rate := float64(n) / took.Seconds()
+	return []result{{Measure: "bans/s into nftables", Value: rate, Unit: "bans/s",
+		Result: commas(int64(rate)) + " bans/s", Status: statusInfo,
+		Notes: fmt.Sprintf("%s addresses, one banning line each (max_strikes = 1) in one write; %.2f s from the write to the last element in the kernel; %s",
+			commas(int64(n)), took.Seconds(), notes)}}
+}
+
+// install writes n lines that each ban a new address and returns the time
+// from the write until the kernel's set held all n.
+func install(ctx context.Context, n int) (time.Duration, string, error) {
+	if n > 1<<17 {
+		return 0, "", fmt.Errorf("-install-n %d: at most %d", n, 1<<17)
+	}
+	e, err := newEnv(ctx, "install", plainJail(1, "10m"))
+	if err != nil {
+		return 0, "", err
+	}
+	defer e.close()
+	if err := e.watch(); err != nil {
+		return 0, "", err
+	}
+	d, err := e.start(ctx, false, 20*time.Second)
+	if err != nil {
+		return 0, "", err
+	}
+	// 198.18.0.0/15, the benchmarking range.
+	addr := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{198, byte(18 + i>>16), byte(i >> 8), byte(i)}) }
+	var sb strings.Builder
+	now := time.Now()
+	for i := 0; i < n; i++ {
+		sb.WriteString(saslFailure(now, addr(i), 1000+i%30000))
+	}
+	data := sb.String()
+	t0 := time.Now()
+	if err := appendString(e.logPath, data); err != nil {
+		return 0, "", err
+	}
+	probe := sample(n, 1000, addr)
+	end, how, err := waitKernel(ctx, e, d, "bench", n, probe, t0, 2*time.Minute)
+	if err != nil {
+		return 0, "", err
+	}
+	return end.Sub(t0), how, nil
+}
+
+// waitKernel waits until jail's IPv4 set holds n elements and returns
+// when the last one arrived, from the monitor's notifications; then it
+// asks the kernel for each address of probe. If the monitor lost
+// notifications, it instead asks for probe every 250 ms until the kernel
+// has them all, and returns that time (an upper bound).
+func waitKernel(ctx context.Context, e *env, d *daemon, jail string, n int, probe []netip.Addr, t0 time.Time, within time.Duration) (time.Time, string, error) {
+	deadline := t0.Add(within)
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	nextReport := time.Now().Add(5 * time.Second)
+	for {
+		got, last, lost := e.mon.count(jail, "v4")
+		if time.Now().After(nextReport) {
+			progress("%s: %s of %s elements notified (%d overflows)", e.name, commas(int64(got)), commas(int64(n)), lost)
+			nextReport = time.Now().Add(5 * time.Second)
+		}
+		if got >= n {
+			has, err := kernelHas(e.ns, jail, "v4", probe)
+			if err != nil {
+				return time.Time{}, "", err
+			}
+			if has < len(probe) {
+				return time.Time{}, "", fmt.Errorf("%s elements notified, but the kernel has only %d of %d probed", commas(int64(got)), has, len(probe))
+			}
+			// The probe can tell: an address never banned is not found.
+			if none, err := kernelHas(e.ns, jail, "v4", []netip.Addr{netip.MustParseAddr("192.0.2.99")}); err != nil || none != 0 {
+				return time.Time{}, "", fmt.Errorf("probing the kernel's set: 192.0.2.99 found (%d) or error (%v)", none, err)
+			}
+			return last, fmt.Sprintf("counted from the kernel's NEWSETELEM notifications (%s distinct elements), and %d probed addresses found in the kernel's set", commas(int64(got)), has), nil
+		}
+		if lost > 0 || e.mon.failed() != nil {
+			has, err := kernelHas(e.ns, jail, "v4", probe)
+			if err == nil && has == len(probe) {
+				return time.Now(), fmt.Sprintf("the notifications overflowed the monitor's buffer %d times: done when all %d probed addresses were in the kernel's set, asked every 250 ms (an upper bound)", lost, has), nil
+			}
+		}
+		if err := d.alive(); err != nil {
+			return time.Time{}, "", err
+		}
+		if time.Now().After(deadline) {
+			has, _ := kernelHas(e.ns, jail, "v4", probe)
+			return time.Time{}, "", fmt.Errorf("timeout: %s of %s elements notified after %v (%d overflows), %d of %d probed addresses in the kernel",
+				commas(int64(got)), commas(int64(n)), within, lost, has, len(probe))
+		}
+		select {
+		case <-ctx.Done():
+			return time.Time{}, "", ctx.Err()
+		case <-e.mon.changed:
+		case <-tick.C:
+		}
+	}
+}
