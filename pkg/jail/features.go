@@ -131,6 +131,11 @@ type learner struct {
 	learned map[string]int64       // fingerprint → until
 	legit   map[string]int64       // values seen with a successful login → when
 	kb      []byte                 // the key being looked up (see key)
+	// Sweeps of a full table: refused values since the last, its time,
+	// and how many there were (for tests).
+	refused int
+	sweptAt int64
+	sweeps  int
 }
 
 type valueState struct {
@@ -202,6 +207,8 @@ func (l *learner) legitimate(ev *event.Event, t int64) {
 }
 
 func (l *learner) sweep(t int64) {
+	l.sweeps++
+	l.refused, l.sweptAt = 0, t
 	for k, until := range l.learned {
 		if until <= t {
 			delete(l.learned, k)
@@ -246,7 +253,15 @@ func (j *Jail) teach(ev *event.Event, a netip.Addr, t int64) (string, []netip.Ad
 		st := l.states[string(k)]
 		if st == nil {
 			if len(l.states) >= maxValues {
-				l.sweep(t)
+				// Full: a sweep makes room if values have gone stale. It
+				// walks the whole table, so it runs only after
+				// maxValues/16 refused values or 1/16 of the window since
+				// the last: a flood of fresh distinct values (the
+				// attacker's to choose) costs each event O(1) amortized.
+				l.refused++
+				if l.refused >= maxValues/16 || t-l.sweptAt >= l.window/16 {
+					l.sweep(t)
+				}
 				if len(l.states) >= maxValues {
 					continue // a flood of distinct values: watch the ones we have
 				}

@@ -266,3 +266,39 @@ func TestAddStrikes(t *testing.T) {
 		t.Errorf("trusted: %v", out)
 	}
 }
+
+// TestFloodOfDistinctValues fills the learner with fresh user names and
+// goes on sending new ones: the table stays full and bounded, sweeps (which
+// walk the whole table) stay rare, and once the window has passed a sweep
+// makes room and values are learned again.
+func TestFloodOfDistinctValues(t *testing.T) {
+	if testing.Short() {
+		t.Skip("200,000 values")
+	}
+	c := botnet()
+	c.MaxStrikes = 1000 // no bans: only learning is watched
+	j := New(c, nil)
+	obs := func(i int, at time.Duration, user string) {
+		ev := event.Event{Time: t0.Add(at), Addr: netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), Kind: event.AuthFailure, User: user}
+		j.Observe(&ev, nil)
+	}
+	extra := 50_000
+	for i := 0; i < maxValues+extra; i++ {
+		obs(i, time.Duration(i)*time.Microsecond, fmt.Sprintf("u%d", i))
+	}
+	l := j.learn
+	if len(l.states) != maxValues {
+		t.Fatalf("%d values watched, want the cap %d", len(l.states), maxValues)
+	}
+	if max := extra/(maxValues/16) + 2; l.sweeps > max {
+		t.Fatalf("%d sweeps for %d refused values, want at most %d", l.sweeps, extra, max)
+	}
+	// An hour later the watched values are stale: a new one is watched,
+	// and five addresses presenting it teach it.
+	for i := 0; i < 5; i++ {
+		obs(i, 2*time.Hour+time.Duration(i)*time.Second, "fresh")
+	}
+	if fps := j.Fingerprints(t0.Add(2 * time.Hour).UnixNano()); len(fps) != 1 || fps[0].Value != "user=fresh" {
+		t.Fatalf("fingerprints after the window: %+v", fps)
+	}
+}
