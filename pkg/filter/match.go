@@ -137,6 +137,13 @@ func (m *Matcher) Match(line []byte, ref time.Time, dst []event.Event) []event.E
 	return m.set.match(&lc, m, dst)
 }
 
+// Timed reports whether line starts with a timestamp logtime can read, as
+// cheaply as the Matcher's cache allows (for counting lines without one).
+func (m *Matcher) Timed(line []byte) bool {
+	_, ok := m.ts.Len(line)
+	return ok
+}
+
 // watchMask returns which filters watch tag, from the cache when it holds
 // the tag.
 func (m *Matcher) watchMask(tag []byte) uint64 {

@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/banwatch/banwatch/pkg/logtime"
 )
 
 // TestMatcherMatchesSet reads the filters' test logs and the corpus, each
@@ -53,6 +55,9 @@ func TestMatcherMatchesSet(t *testing.T) {
 					t.Fatalf("%s:%d: Matcher gave %+v, Set.Match %+v", path, n, got, want)
 				}
 				events += len(got)
+				if _, want := logtime.Len(sc.Bytes()); m.Timed(sc.Bytes()) != want {
+					t.Fatalf("%s:%d: Timed gave %v, logtime.Len %v", path, n, !want, want)
+				}
 			}
 			f.Close()
 		}
