@@ -59,9 +59,7 @@ type Report struct {
 	ByFilter   map[string]int
 	Elapsed    time.Duration
 
-	addrIndex addrTable   // into addrs
-	addrs     [][]addrRec // in chunks of recChunk: growing copies nothing
-	naddrs    int
+	addrs addrTable
 
 	byKind     [event.NumKinds]int
 	lastFilter string
@@ -166,7 +164,7 @@ func (r *Report) count(ev *event.Event) {
 	if ev.Time.IsZero() {
 		r.Unparsable++
 	}
-	a := r.addrIndex.find(r, ev.Addr)
+	a := r.addrs.find(ev.Addr)
 	if a.events < math.MaxUint32 { // a counter that is full stays full
 		a.events++
 	}
@@ -175,73 +173,88 @@ func (r *Report) count(ev *event.Event) {
 	}
 }
 
-// addrRec counts the events of one address, compactly: counting touches
-// one record per event, at random among all addresses seen.
+// addrRec counts the events of one address in one cache line of 64 bytes:
+// counting touches one record per event, at random among all addresses
+// seen, so one line is one cache miss.
 type addrRec struct {
-	addr   netip.Addr
+	key    [16]byte // the address, IPv4 as IPv4-mapped IPv6
 	events uint32
 	byKind [event.NumKinds]uint32
+	state  uint8 // recEmpty, recV4 or recV6
+	_      [3]byte
 }
 
-// recChunk is how many records a chunk of Report.addrs holds.
-const recChunk = 1024
+// The states of an addrRec.
+const (
+	recEmpty = iota
+	recV4
+	recV6
+)
 
-func (r *Report) rec(i int) *addrRec { return &r.addrs[i/recChunk][i%recChunk] }
+func (a *addrRec) addr() netip.Addr {
+	ip := netip.AddrFrom16(a.key)
+	if a.state == recV4 {
+		return ip.Unmap()
+	}
+	return ip
+}
 
 func (a *addrRec) count() AddrCount {
-	c := AddrCount{Addr: a.addr, AddrStats: AddrStats{Events: int(a.events)}}
+	c := AddrCount{Addr: a.addr(), AddrStats: AddrStats{Events: int(a.events)}}
 	for k, n := range a.byKind {
 		c.ByKind[k] = int(n)
 	}
 	return c
 }
 
-// addrTable finds an address's counts in Report.addrs: an open-addressing
-// hash table of indexes, cheaper than a map keyed by netip.Addr, whose
-// hashing dominated counting.
+// addrTable is an open-addressing hash table of addrRec, cheaper than a map
+// keyed by netip.Addr, whose hashing dominated counting.
 type addrTable struct {
-	slots []int32 // index into addrs + 1; 0 is empty
-	mask  uint64
+	recs []addrRec
+	n    int
 }
 
-// find returns the counts of a, adding them to r.addrs if new.
-func (t *addrTable) find(r *Report, a netip.Addr) *addrRec {
-	if 4*(r.naddrs+1) > 3*len(t.slots) {
-		t.grow(r)
+// find returns the counts of a, adding them if new.
+func (t *addrTable) find(a netip.Addr) *addrRec {
+	if 4*(t.n+1) > 3*len(t.recs) {
+		t.grow()
 	}
-	for i := addrHash(a) & t.mask; ; i = (i + 1) & t.mask {
-		s := t.slots[i]
-		if s == 0 {
-			if r.naddrs%recChunk == 0 {
-				r.addrs = append(r.addrs, make([]addrRec, recChunk))
-			}
-			rec := r.rec(r.naddrs)
-			rec.addr = a
-			r.naddrs++
-			t.slots[i] = int32(r.naddrs)
-			return rec
+	key, state := a.As16(), uint8(recV6)
+	if a.Is4() {
+		state = recV4
+	}
+	mask := uint64(len(t.recs) - 1)
+	for i := keyHash(key) & mask; ; i = (i + 1) & mask {
+		r := &t.recs[i]
+		if r.state == recEmpty {
+			r.key, r.state = key, state
+			t.n++
+			return r
 		}
-		if rec := r.rec(int(s - 1)); rec.addr == a {
-			return rec
+		if r.key == key && r.state == state {
+			return r
 		}
 	}
 }
 
-func addrHash(a netip.Addr) uint64 {
-	b := a.As16()
+func keyHash(b [16]byte) uint64 {
 	hi, lo := binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
 	return (lo ^ hi*0x9E3779B97F4A7C15) * 0xBF58476D1CE4E5B9 >> 20
 }
 
-func (t *addrTable) grow(r *Report) {
-	n := max(1024, 2*len(t.slots))
-	t.slots, t.mask = make([]int32, n), uint64(n-1)
-	for i := 0; i < r.naddrs; i++ {
-		j := addrHash(r.rec(i).addr) & t.mask
-		for t.slots[j] != 0 {
-			j = (j + 1) & t.mask
+func (t *addrTable) grow() {
+	old := t.recs
+	t.recs = make([]addrRec, max(1024, 2*len(old)))
+	mask := uint64(len(t.recs) - 1)
+	for i := range old {
+		if old[i].state == recEmpty {
+			continue
 		}
-		t.slots[j] = int32(i + 1)
+		j := keyHash(old[i].key) & mask
+		for t.recs[j].state != recEmpty {
+			j = (j + 1) & mask
+		}
+		t.recs[j] = old[i]
 	}
 }
 
@@ -269,7 +282,7 @@ type AddrCount struct {
 }
 
 // Addresses returns how many distinct addresses the events came from.
-func (r *Report) Addresses() int { return r.naddrs }
+func (r *Report) Addresses() int { return r.addrs.n }
 
 // TopAddrs returns the n addresses with the most events, most first, ties by
 // address.
@@ -300,8 +313,11 @@ func (r *Report) TopAddrs(n int) []AddrCount {
 			i = w
 		}
 	}
-	for i := 0; i < r.naddrs; i++ {
-		a := r.rec(i).count()
+	for i := range r.addrs.recs {
+		if r.addrs.recs[i].state == recEmpty {
+			continue
+		}
+		a := r.addrs.recs[i].count()
 		switch {
 		case len(h) < n:
 			h = append(h, a)

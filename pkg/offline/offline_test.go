@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/banwatch/banwatch/pkg/event"
 	"github.com/banwatch/banwatch/pkg/filter"
@@ -169,5 +170,13 @@ func TestCountsAndTopAddrs(t *testing.T) {
 				t.Fatalf("TopAddrs(%d)[%d] = %s %d, want %s %d", n, i, a.Addr, a.Events, all[i].Addr, all[i].Events)
 			}
 		}
+	}
+}
+
+// TestAddrRecIsOneCacheLine: counting an event touches one record, which
+// must fit one 64-byte cache line.
+func TestAddrRecIsOneCacheLine(t *testing.T) {
+	if n := unsafe.Sizeof(addrRec{}); n != 64 {
+		t.Fatalf("addrRec is %d bytes", n)
 	}
 }
