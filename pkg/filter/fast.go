@@ -56,6 +56,10 @@ type fastInst struct {
 	// known (followAny). A run tries only the ends that pass.
 	follow    uint8
 	followSet *byteSet
+	// det: a run whose continuation can only start where the run ends
+	// (its first byte is never one of the run's, or it is the end of the
+	// text): the run then has one way to go on, taken without recursion.
+	det bool
 }
 
 // What a run's continuation needs first.
@@ -93,6 +97,7 @@ func compileFast(expr string) *fastProg {
 		}
 		if in.op == fRun {
 			in.follow, in.followSet = c.p.first(i + 1)
+			in.det = in.follow == followEnd || in.follow == followSet && disjoint(in.set, in.followSet)
 		}
 	}
 	return c.p
@@ -126,6 +131,16 @@ func (p *fastProg) first(pc int) (uint8, *byteSet) {
 		}
 	}
 	return followAny, nil
+}
+
+// disjoint reports whether a and b have no byte in common.
+func disjoint(a, b *byteSet) bool {
+	for i := range a {
+		if a[i] && b[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // tryEnd reports whether a run's continuation can start at e.
@@ -368,26 +383,37 @@ func nullable(re *syntax.Regexp) bool {
 
 // fastMachine is one match in progress.
 type fastMachine struct {
-	p    *fastProg
-	text []byte
-	caps []int
-	memo []uint64
+	p     *fastProg
+	text  []byte
+	caps  []int
+	memo  []uint64
+	trail *[]capUndo // the captures to restore when a branch fails
 }
 
-var fastMemoPool = sync.Pool{New: func() any { return new([]uint64) }}
+// capUndo is a capture slot's value before a save, restored when the branch
+// that saved fails.
+type capUndo struct{ n, old int }
+
+// fastScratch is the memory a match works in, reused between matches.
+type fastScratch struct {
+	memo  []uint64
+	trail []capUndo
+}
+
+var fastScratchPool = sync.Pool{New: func() any { return new(fastScratch) }}
 
 // match runs p on text, which must be ASCII, and writes the submatch
 // positions into caps (len p.ncap). It reports false, without a result, if
 // there is no match or the text is too long for the memo; ok tells which.
 func (p *fastProg) match(text []byte, caps []int) (matched, ok bool) {
-	mp := fastMemoPool.Get().(*[]uint64)
-	matched, ok = p.matchMemo(text, caps, mp)
-	fastMemoPool.Put(mp)
+	sc := fastScratchPool.Get().(*fastScratch)
+	matched, ok = p.matchIn(text, caps, sc)
+	fastScratchPool.Put(sc)
 	return matched, ok
 }
 
-// matchMemo is match with the memo's memory in *mp, grown as needed.
-func (p *fastProg) matchMemo(text []byte, caps []int, mp *[]uint64) (matched, ok bool) {
+// matchIn is match in the memory sc, grown as needed.
+func (p *fastProg) matchIn(text []byte, caps []int, sc *fastScratch) (matched, ok bool) {
 	bits := p.memo * (len(text) + 1)
 	if bits > fastMaxMemo {
 		return false, false
@@ -396,13 +422,23 @@ func (p *fastProg) matchMemo(text []byte, caps []int, mp *[]uint64) (matched, ok
 		caps[i] = -1
 	}
 	words := (bits + 63) / 64
-	if cap(*mp) < words {
-		*mp = make([]uint64, words)
+	if cap(sc.memo) < words {
+		sc.memo = make([]uint64, words)
 	}
-	memo := (*mp)[:words]
+	memo := sc.memo[:words]
 	clear(memo)
-	m := fastMachine{p: p, text: text, caps: caps, memo: memo}
+	sc.trail = sc.trail[:0]
+	m := fastMachine{p: p, text: text, caps: caps, memo: memo, trail: &sc.trail}
 	return m.run(0, 0), true
+}
+
+// undo restores the captures saved since the trail was mark long.
+func (m *fastMachine) undo(mark int) {
+	t := *m.trail
+	for i := len(t) - 1; i >= mark; i-- {
+		m.caps[t[i].n] = t[i].old
+	}
+	*m.trail = t[:mark]
 }
 
 // seen reports whether state (instruction with memo row k, pos) was explored
@@ -457,17 +493,32 @@ func (m *fastMachine) run(pc, pos int) bool {
 			if n < in.min {
 				return false
 			}
+			if in.det {
+				if !in.tryEnd(text, e) {
+					return false
+				}
+				pos = e
+				pc++
+				continue
+			}
 			// The run's memo row remembers where its continuation was tried.
+			mark := len(*m.trail)
 			if in.greedy {
 				for e := pos + n; e >= pos+in.min; e-- {
-					if in.tryEnd(text, e) && !m.seen(in.memo, e) && m.run(pc+1, e) {
-						return true
+					if in.tryEnd(text, e) && !m.seen(in.memo, e) {
+						if m.run(pc+1, e) {
+							return true
+						}
+						m.undo(mark)
 					}
 				}
 			} else {
 				for e := pos + in.min; e <= pos+n; e++ {
-					if in.tryEnd(text, e) && !m.seen(in.memo, e) && m.run(pc+1, e) {
-						return true
+					if in.tryEnd(text, e) && !m.seen(in.memo, e) {
+						if m.run(pc+1, e) {
+							return true
+						}
+						m.undo(mark)
 					}
 				}
 			}
@@ -477,20 +528,18 @@ func (m *fastMachine) run(pc, pos int) bool {
 			if m.seen(in.memo, pos) {
 				return false
 			}
+			mark := len(*m.trail)
 			if m.run(in.x, pos) {
 				return true
 			}
+			m.undo(mark)
 			pc = in.y
 		case fJmp:
 			pc = in.x
 		case fSave:
-			old := m.caps[in.n]
+			*m.trail = append(*m.trail, capUndo{in.n, m.caps[in.n]})
 			m.caps[in.n] = pos
-			if m.run(pc+1, pos) {
-				return true
-			}
-			m.caps[in.n] = old
-			return false
+			pc++
 		case fBegin:
 			if pos != 0 {
 				return false

@@ -109,7 +109,7 @@ type Matcher struct {
 	set  *Set
 	ts   logtime.Cache
 	tags [tagSlots]tagSlot
-	memo []uint64
+	fast fastScratch
 }
 
 // tagSlots is the size of a Matcher's direct-mapped cache of syslog tags;
@@ -133,7 +133,7 @@ func (f *Filter) NewMatcher() *Matcher { return f.set.NewMatcher() }
 
 // Match is Set.Match.
 func (m *Matcher) Match(line []byte, ref time.Time, dst []event.Event) []event.Event {
-	lc := lineCtx{line: line, ref: ref, tc: &m.ts, memo: &m.memo}
+	lc := lineCtx{line: line, ref: ref, tc: &m.ts, fast: &m.fast}
 	return m.set.match(&lc, m, dst)
 }
 
@@ -224,7 +224,7 @@ type lineCtx struct {
 	ascii     bool // the line holds only ASCII: the fast matcher may run
 
 	tc   *logtime.Cache // nil: no cache
-	memo *[]uint64      // the fast matcher's memo memory; nil: from a pool
+	fast *fastScratch   // the fast matcher's memory; nil: from a pool
 
 	hdrDone bool
 	hdrOK   bool
@@ -244,8 +244,8 @@ func (lc *lineCtx) find(r *rule, text []byte, buf *[maxFastCaps]int) []int {
 		}
 		if lc.ascii {
 			var matched, ok bool
-			if lc.memo != nil {
-				matched, ok = r.fast.matchMemo(text, buf[:r.fast.ncap], lc.memo)
+			if lc.fast != nil {
+				matched, ok = r.fast.matchIn(text, buf[:r.fast.ncap], lc.fast)
 			} else {
 				matched, ok = r.fast.match(text, buf[:r.fast.ncap])
 			}
