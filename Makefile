@@ -3,7 +3,10 @@
 #   make check   everything CI runs: installs what the tests need, vet, the
 #                whole test suite with the race detector, short fuzz runs
 #   make test    the quick suite: no root, no packages, no fuzzing
-#   make bench   the matching benchmarks on one core
+#   make bench   the whole performance harness (root, about 5 minutes): banctl
+#                test against fail2ban and sshguard, the daemon in a network
+#                namespace, allocations of the hot paths; one table
+#   make bench-go the Go benchmarks of the matching engine on one core
 #   make fuzz    long fuzz runs (FUZZTIME each, default 5m)
 
 GO        ?= go
@@ -12,7 +15,7 @@ SMOKETIME ?= 15s
 # Debian packages the tests need; installed by `make deps` when missing.
 DEBIAN_PACKAGES ?= nftables iproute2 util-linux gcc libc6-dev postfix dovecot-core swaks libidn12
 
-.PHONY: all build check deps fmt vet test test-all fuzz-smoke fuzz bench clean
+.PHONY: all build check deps fmt vet test test-all fuzz-smoke fuzz bench bench-go clean
 
 all: build
 
@@ -55,8 +58,11 @@ fuzz-smoke:
 fuzz:
 	$(MAKE) fuzz-smoke SMOKETIME=$(FUZZTIME)
 
-bench:
-	$(GO) test -run '^$$' -bench . -benchmem -cpu 1 -count 5 ./pkg/offline
+bench: deps
+	$(GO) run ./bench/report
+
+bench-go:
+	$(GO) test -run '^$$' -bench . -benchmem -cpu 1 -count 5 ./pkg/offline ./pkg/filter
 
 clean:
 	rm -rf bin
