@@ -28,13 +28,13 @@ import (
 
 // Tuning of the pipeline.
 const (
-	linesBuffer   = 8192 // lines in flight between sources and the processor
-	batchLines    = 8192 // lines per batch at most, when lines keep coming
-	batchMaxAge   = 50 * time.Millisecond
-	sweepEvery    = time.Minute      // jails forget stale strikes
-	expireEvery   = time.Minute      // the store closes expired bans
-	checkEvery    = 30 * time.Second // the firewall's table is checked
-	pruneEvery    = time.Hour        // old strikes and history are deleted
+	linesBuffer   = 16                    // batches of lines in flight between sources and the processor
+	batchLines    = 8192                  // lines per batch at most, when lines keep coming
+	batchAge      = 20 * time.Millisecond // a batch without bans is committed once this old
+	sweepEvery    = time.Minute           // jails forget stale strikes
+	expireEvery   = time.Minute           // the store closes expired bans
+	checkEvery    = 30 * time.Second      // the firewall's table is checked
+	pruneEvery    = time.Hour             // old strikes and history are deleted
 	repairDelay   = 250 * time.Millisecond
 	retryStrikes  = 1_000_000 // strikes kept for a store that fails, at most
 	errorLogEvery = time.Minute
@@ -45,9 +45,13 @@ const (
 type jailRun struct {
 	cfg    config.Jail
 	filter *filter.Filter
-	jail   *jail.Jail
-	ignore *jail.Ignore
-	logs   []string // the logs followed
+	// matcher matches the lines of the jail's logs (processor only); evs
+	// is its results' memory.
+	matcher *filter.Matcher
+	evs     []event.Event
+	jail    *jail.Jail
+	ignore  *jail.Ignore
+	logs    []string // the logs followed
 	// remembersSuccess keeps auth_success events in the store.
 	remembersSuccess bool
 	resolver         *dnsbl.Resolver         // the jail's DNSBLs, or nil
@@ -118,6 +122,14 @@ func (b *batch) empty() bool {
 	return len(b.positions) == 0 && len(b.strikes) == 0 && len(b.bans) == 0
 }
 
+// ripe tells whether b is to be handed to the committer at t: it holds bans
+// (installed once committed), or is full, or is batchAge old. What comes
+// within batchAge is committed together, so that the commits (a
+// transaction each) stay a few dozen a second however the lines come.
+func (b *batch) ripe(t time.Time) bool {
+	return len(b.bans) > 0 || b.lines >= batchLines || t.Sub(b.started) >= batchAge
+}
+
 // run runs the generation until ctx is done; ready is called once it
 // follows its logs. It returns an error only when the generation cannot
 // start or its pipeline fails.
@@ -136,7 +148,7 @@ func (g *generation) run(ctx context.Context, ready func()) error {
 		return err
 	}
 
-	lines := make(chan source.Line, linesBuffer)
+	lines := make(chan []source.Line, linesBuffer)
 	batches := make(chan *batch, 1)
 	repair := make(chan struct{}, 1)
 
@@ -202,10 +214,11 @@ func (g *generation) build() error {
 		}
 		ignore := jail.NewIgnore(append(append(append([]netip.Prefix(nil), g.cfg.Daemon.Ignore...), jc.Ignore...), own...)...)
 		jr := &jailRun{
-			cfg:    jc,
-			filter: f,
-			ignore: ignore,
-			jail:   jail.New(jc.JailConfig(), ignore),
+			cfg:     jc,
+			filter:  f,
+			matcher: f.NewMatcher(),
+			ignore:  ignore,
+			jail:    jail.New(jc.JailConfig(), ignore),
 			// Successful logins are kept (as weight-0 strikes) when trust
 			// or learning needs them after a restart.
 			remembersSuccess: jc.Trust > 0 || jc.Learn.Distinct > 0,
@@ -456,7 +469,7 @@ const sourceRetry = 10 * time.Second
 // keepRunning runs s until ctx is done; a source that fails (its log became
 // a directory or a FIFO, say) is logged and started again after a pause, so
 // one bad log never stops the daemon or the other logs.
-func (g *generation) keepRunning(ctx context.Context, s source.Source, out chan<- source.Line) error {
+func (g *generation) keepRunning(ctx context.Context, s source.Source, out chan<- []source.Line) error {
 	for {
 		err := s.Run(ctx, out)
 		if ctx.Err() != nil {

@@ -50,7 +50,7 @@ func (p *patternSource) Stats() source.FileStats {
 }
 
 // Run implements source.Source.
-func (p *patternSource) Run(ctx context.Context, out chan<- source.Line) error {
+func (p *patternSource) Run(ctx context.Context, out chan<- []source.Line) error {
 	g, ctx := errgroup.WithContext(ctx)
 	var current string
 	var stopPrev context.CancelFunc

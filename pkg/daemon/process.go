@@ -7,28 +7,40 @@ import (
 	"github.com/banwatch/banwatch/pkg/ban"
 	"github.com/banwatch/banwatch/pkg/event"
 	"github.com/banwatch/banwatch/pkg/jail"
-	"github.com/banwatch/banwatch/pkg/logtime"
 	"github.com/banwatch/banwatch/pkg/source"
 )
 
 // process reads lines until ctx is done, matches them, counts strikes and
-// hands batches to the committer. It hands over what it has when no line is
-// waiting, when a batch is full or old, and a last batch when ctx is done;
-// then it closes batches, which it owns.
-func (g *generation) process(ctx context.Context, lines <-chan source.Line, batches chan<- *batch) error {
+// hands batches to the committer. It hands over what it has once it is ripe
+// (it holds bans, is full, or batchAge old) and the committer is free, and a
+// last batch when ctx is done; then it closes batches, which it owns. Lines
+// come in the sources' batches, so that a log read fast costs one channel
+// operation per batch.
+func (g *generation) process(ctx context.Context, lines <-chan []source.Line, batches chan<- *batch) error {
 	defer close(batches)
 	b := newBatch()
 	sweep := time.NewTicker(sweepEvery)
 	defer sweep.Stop()
+	ripen := time.NewTimer(batchAge)
+	ripen.Stop()
+	defer ripen.Stop()
 	var ref time.Time
 	for {
-		// A pending batch is offered to the committer while waiting for
-		// lines; a nil channel disables that case.
+		// A ripe batch is offered to the committer while waiting for
+		// lines; an unripe one when it will be ripe. A nil channel
+		// disables its case.
 		var out chan<- *batch
+		var ripening <-chan time.Time
 		if !b.empty() {
-			out = batches
+			if t := now(); b.ripe(t) {
+				out = batches
+			} else {
+				ripen.Reset(batchAge - t.Sub(b.started))
+				ripening = ripen.C
+			}
 		}
 		select {
+		case <-ripening:
 		case <-ctx.Done():
 			if !b.empty() {
 				batches <- b
@@ -56,23 +68,23 @@ func (g *generation) process(ctx context.Context, lines <-chan source.Line, batc
 			for _, jr := range g.jails {
 				jr.jail.Sweep(t)
 			}
-		case l := <-lines:
+		case ls := <-lines:
 			if b.lines == 0 {
 				b.started = now()
 				ref = b.started
 			}
-			g.handle(ctx, &l, b, ref)
+			g.handle(ctx, ls, b, ref)
 			// Take what is waiting, up to a batch, without blocking.
 		drain:
 			for b.lines < batchLines {
 				select {
-				case l = <-lines:
-					g.handle(ctx, &l, b, ref)
+				case ls = <-lines:
+					g.handle(ctx, ls, b, ref)
 				default:
 					break drain
 				}
 			}
-			if b.lines >= batchLines || now().Sub(b.started) >= batchMaxAge || len(b.bans) > 0 || len(lines) == 0 {
+			if b.ripe(now()) {
 				select {
 				case batches <- b:
 					b = newBatch()
@@ -92,62 +104,94 @@ func (g *generation) process(ctx context.Context, lines <-chan source.Line, batc
 	}
 }
 
-// handle runs one line through the jails that read its log.
-func (g *generation) handle(ctx context.Context, l *source.Line, b *batch, ref time.Time) {
-	b.lines++
-	b.positions[l.Path] = l.Pos
-	if l.Skipped {
-		g.skipped.Add(1)
-		return
+// handle runs a batch of lines through the jails that read their logs.
+func (g *generation) handle(ctx context.Context, ls []source.Line, b *batch, ref time.Time) {
+	for i := 0; i < len(ls); {
+		// A source's batch holds the lines of one log; the lines of one
+		// log share their jails, time reference and position entry.
+		path := ls[i].Path
+		j := i + 1
+		for j < len(ls) && ls[j].Path == path {
+			j++
+		}
+		g.handleLog(ctx, path, ls[i:j], b, ref)
+		i = j
 	}
-	jrs := g.jailsFor(l.Path)
-	if r, ok := g.refs[l.Path]; ok {
+}
+
+// handleLog runs lines of the log path through the jails that read it.
+func (g *generation) handleLog(ctx context.Context, path string, ls []source.Line, b *batch, ref time.Time) {
+	b.lines += len(ls)
+	b.positions[path] = ls[len(ls)-1].Pos
+	jrs := g.jailsFor(path)
+	if r, ok := g.refs[path]; ok {
 		ref = r
 	}
+	resumed := g.resumed[path]
+	var skipped int64
+	for k := range ls {
+		l := &ls[k]
+		if l.Skipped {
+			skipped++
+			continue
+		}
+		for _, jr := range jrs {
+			g.match(ctx, jr, l, b, ref, resumed)
+		}
+	}
+	if skipped > 0 {
+		g.skipped.Add(skipped)
+	}
+	// Counted after the lines' events, so that a reader who sees the lines
+	// counted sees their events too.
 	for _, jr := range jrs {
-		jr.lines.Add(1)
-		ev, ok := jr.filter.Match(l.Text, ref)
-		if !ok {
-			if jr.filter.Syslog() {
-				if _, timed := logtime.Len(l.Text); !timed {
-					jr.unparsable.Add(1) // a syslog line without a time we can read
-				}
-			}
-			continue
+		jr.lines.Add(int64(len(ls)) - skipped)
+	}
+}
+
+// match runs one line through one jail. resumed tells whether its log had
+// a stored read position at start.
+func (g *generation) match(ctx context.Context, jr *jailRun, l *source.Line, b *batch, ref time.Time, resumed bool) {
+	jr.evs = jr.matcher.Match(l.Text, ref, jr.evs[:0])
+	if len(jr.evs) == 0 {
+		if jr.filter.Syslog() && !jr.matcher.Timed(l.Text) {
+			jr.unparsable.Add(1) // a syslog line without a time we can read
 		}
-		jr.events.Add(1)
-		if ev.Time.IsZero() {
-			jr.unparsable.Add(1)
-			continue
-		}
-		if !g.resumed[l.Path] && ev.Time.Before(g.started.Add(-jr.cfg.FindTime)) {
-			// A log read for the first time: its history before the window
-			// is not replayed as new strikes.
-			jr.old.Add(1)
-			continue
-		}
-		var out jail.Outcome
-		g.decisions, out = jr.jail.Observe(&ev, g.decisions[:0])
-		if out == jail.Trusted {
-			jr.trusted.Add(1)
-		}
-		keep := out == jail.Counted || out == jail.Banned
-		if ev.Kind == event.AuthSuccess && jr.remembersSuccess {
-			keep = true // trust and legitimate values are rebuilt from it after a restart
-		}
-		if !keep {
-			continue
-		}
-		if out == jail.Counted || out == jail.Banned {
-			jr.strikes.Add(1)
-		}
-		b.strikes = append(b.strikes, ban.Strike{
-			Jail: jr.cfg.Name, Addr: ev.Addr.Unmap(), Time: ev.Time, Kind: ev.Kind,
-			Weight: jr.cfg.Weight(ev.Kind), Line: string(l.Text),
-		})
-		g.addBans(jr, b)
-		if out == jail.Counted {
-			g.askDNSBL(ctx, jr, ev.Addr.Unmap(), ev.Time)
-		}
+		return
+	}
+	ev := jr.evs[0]
+	jr.events.Add(1)
+	if ev.Time.IsZero() {
+		jr.unparsable.Add(1)
+		return
+	}
+	if !resumed && ev.Time.Before(g.started.Add(-jr.cfg.FindTime)) {
+		// A log read for the first time: its history before the window
+		// is not replayed as new strikes.
+		jr.old.Add(1)
+		return
+	}
+	var out jail.Outcome
+	g.decisions, out = jr.jail.Observe(&ev, g.decisions[:0])
+	if out == jail.Trusted {
+		jr.trusted.Add(1)
+	}
+	keep := out == jail.Counted || out == jail.Banned
+	if ev.Kind == event.AuthSuccess && jr.remembersSuccess {
+		keep = true // trust and legitimate values are rebuilt from it after a restart
+	}
+	if !keep {
+		return
+	}
+	if out == jail.Counted || out == jail.Banned {
+		jr.strikes.Add(1)
+	}
+	b.strikes = append(b.strikes, ban.Strike{
+		Jail: jr.cfg.Name, Addr: ev.Addr.Unmap(), Time: ev.Time, Kind: ev.Kind,
+		Weight: jr.cfg.Weight(ev.Kind), Line: string(l.Text),
+	})
+	g.addBans(jr, b)
+	if out == jail.Counted {
+		g.askDNSBL(ctx, jr, ev.Addr.Unmap(), ev.Time)
 	}
 }

@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/nxadm/tail"
 )
@@ -27,6 +29,24 @@ const (
 	maxFails   = 5 // consecutive failures of nxadm/tail before Run gives up
 	fpLen      = 1024
 	sigLen     = 64
+
+	// Batches (see runner.settle): lines are verified and sent in batches
+	// of at most verifyLines. A line that comes verifyEvery or more after
+	// the last verification is verified and sent at once (a log that
+	// grows slowly loses no time), and so is one that comes sparseGap or
+	// more after a verification of a single line (lines that come one by
+	// one); any other waits for the rest of verifyEvery with those that
+	// follow it (a burst). Go's timers are no finer than a millisecond when
+	// the process is idle; verifying and sending whenever the tail has no
+	// line ready would cost a fifth of the throughput in small batches and
+	// wake-ups of the receiver.
+	verifyLines = 512
+	verifyEvery = time.Millisecond
+	sparseGap   = 20 * time.Microsecond
+	// maxPending lines are held for a receiver that does not keep up before
+	// the tail is left to wait.
+	maxPending   = 4 * verifyLines
+	pendingChunk = 2 * verifyLines // room for lines, allocated at once
 )
 
 // FileOptions tune a File. The zero value is usable.
@@ -107,9 +127,6 @@ func (f *File) Stats() FileStats {
 	return f.stats
 }
 
-// errStopped ends Run when ctx is done while a line waits to be sent.
-var errStopped = errors.New("stopped")
-
 // Run implements Source: it sends the log's lines to out until ctx is done,
 // then returns nil. It waits for a log that does not exist yet. It returns
 // an error only when the log cannot be read at all (a path that is not a
@@ -118,7 +135,11 @@ var errStopped = errors.New("stopped")
 //
 // Run may be called again after it returned (the daemon restarts a source
 // that failed): it then resumes after the last line it handed out.
-func (f *File) Run(ctx context.Context, out chan<- Line) error {
+//
+// Lines are sent in batches: those that nxadm/tail has ready are taken
+// together (see runner.settle), so that a log read fast costs one check of
+// the file and one send per batch rather than per line.
+func (f *File) Run(ctx context.Context, out chan<- []Line) error {
 	if pos := f.Stats().Pos; pos != (Position{}) {
 		f.start = Start{Resume: pos}
 	}
@@ -127,32 +148,96 @@ func (f *File) Run(ctx context.Context, out chan<- Line) error {
 	if err := r.begin(); err != nil {
 		return err
 	}
-	r.tick = time.NewTicker(checkEvery)
+	// Whatever is not a line (ctx done, the check tick, the end of a
+	// burst) wakes the loop through one channel, so that the select that
+	// waits for each line has two or three cases and no timer channel: a
+	// select costs per case, a timer's channel more.
+	r.poke = make(chan struct{}, 1)
+	stop := context.AfterFunc(ctx, r.wake)
+	defer stop()
+	r.tick = time.AfterFunc(checkEvery, func() { r.tickDue.Store(true); r.wake() })
 	defer r.tick.Stop()
+	r.flush = time.AfterFunc(time.Hour, func() { r.flushDue.Store(true); r.wake() })
+	r.flush.Stop()
+	defer r.flush.Stop()
 	for {
+		// The tail is read while there is room for its lines; the
+		// verified lines are offered to the receiver meanwhile.
 		var lines <-chan *tail.Line
-		if r.t != nil {
-			lines = r.t.Lines
+		if r.t != nil && len(r.pending) < maxPending {
+			lines = r.tLines
+		}
+		var send chan<- []Line
+		var batch []Line
+		if n := len(r.pending) - r.unv; n > 0 {
+			send, batch = out, r.pending[:n:n]
+			select {
+			case send <- batch:
+				r.sent(batch)
+				send, batch = nil, nil
+			default:
+			}
 		}
 		var err error
-		select {
-		case <-ctx.Done():
-			return nil
-		case tl, ok := <-lines:
-			if !ok {
-				err = r.tailEnded()
-			} else {
-				err = r.take(ctx, out, tl)
+		if lines != nil && len(r.poke) == 0 {
+			// A line that is ready is taken without the select below,
+			// unless something else waits.
+			select {
+			case tl, ok := <-lines:
+				if err = r.line(tl, ok); err != nil {
+					return r.stopped(ctx, err)
+				}
+				continue
+			default:
 			}
-		case <-r.tick.C:
-			err = r.check(false)
 		}
-		if errors.Is(err, errStopped) || ctx.Err() != nil {
-			return nil
+		select {
+		case tl, ok := <-lines:
+			err = r.line(tl, ok)
+		case send <- batch:
+			r.sent(batch)
+		case <-r.poke:
+			if ctx.Err() != nil {
+				return nil
+			}
+			if r.flushDue.Swap(false) {
+				r.flushArmed = false
+				_, err = r.settle()
+			}
+			if err == nil && r.tickDue.Swap(false) {
+				// A tail left unread because the receiver is slow is no
+				// stall.
+				err = r.check(r.t != nil && lines == nil)
+				r.tick.Reset(checkEvery)
+			}
 		}
 		if err != nil {
-			return err
+			return r.stopped(ctx, err)
 		}
+	}
+}
+
+// line handles what came from the tail's Lines.
+func (r *runner) line(tl *tail.Line, ok bool) error {
+	if !ok {
+		return r.tailEnded()
+	}
+	return r.take(tl)
+}
+
+// stopped is what Run returns for err: nil once ctx is done.
+func (r *runner) stopped(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// wake makes Run look at its flags and ctx.
+func (r *runner) wake() {
+	select {
+	case r.poke <- struct{}{}:
+	default:
 	}
 }
 
@@ -168,21 +253,42 @@ type runner struct {
 	// queue holds the files still to read, in order: queue[0] is being
 	// read; only the last one may still be the file at the path (live).
 	queue   []*gen
-	tick    *time.Ticker
-	waiting bool   // the path is missing and there is nothing to read
-	statErr string // the last error statting the path, logged once
+	tick    *time.Timer // sets tickDue every checkEvery
+	waiting bool        // the path is missing and there is nothing to read
+	statErr string      // the last error statting the path, logged once
 
-	// The nxadm/tail reading queue[0], if any (see follow.go).
+	// The nxadm/tail reading queue[0], if any (see follow.go), and its
+	// lines through relay.
 	t          *tail.Tail
+	tLines     <-chan *tail.Line
+	tStop      chan struct{}
 	tKey       string
 	tInotify   bool
 	tDev, tIno uint64
 	long       longLine
-	lastMove   time.Time // last line taken from the tail or handed out
+	moves      uint64    // lines taken from the tail or batches sent, ever
+	stuckMoves uint64    // moves when stuckSince was set
 	stuckSince time.Time // since when a complete line waits unread
 	restartAt  time.Time // when to start a tail again after a failure
 	failures   int
 	pollWarned bool
+
+	// Lines accepted and not sent yet, in order. The last unv of them are
+	// not verified yet (see settle): they are from vgen, which stood at
+	// vOff after the line vLast.
+	pending     []Line
+	unv         int
+	vgen        *gen
+	vOff        int64
+	vLast       []byte
+	lastVerify  time.Time     // when lines were last verified
+	lastBatch   int           // how many lines were verified then
+	verifyEvery time.Duration // verifyEvery (tests change it)
+	flush       *time.Timer   // sets flushDue: the lines of a burst are verified
+	flushArmed  bool
+
+	poke              chan struct{} // wakes Run: ctx done, or a flag below set
+	tickDue, flushDue atomic.Bool
 
 	buf []byte // scratch for fingerprints and newline scans
 }
@@ -199,13 +305,14 @@ type longLine struct {
 
 func newRunner(f *File) *runner {
 	return &runner{
-		f:          f,
-		path:       f.path,
-		log:        f.log,
-		maxLine:    f.opts.MaxLine,
-		chunk:      f.opts.MaxLine + 2, // +1 for a "\r", +1 so that a piece of exactly chunk bytes means "too long"
-		rotateWait: f.opts.RotateWait,
-		buf:        make([]byte, 64<<10),
+		f:           f,
+		path:        f.path,
+		log:         f.log,
+		maxLine:     f.opts.MaxLine,
+		chunk:       f.opts.MaxLine + 2, // +1 for a "\r", +1 so that a piece of exactly chunk bytes means "too long"
+		rotateWait:  f.opts.RotateWait,
+		verifyEvery: verifyEvery,
+		buf:         make([]byte, 64<<10),
 	}
 }
 
@@ -318,11 +425,16 @@ func (r *runner) live() *gen {
 	return nil
 }
 
-// check runs every checkEvery, also while a line waits to be sent (sending):
-// it looks for a rotation, a truncation, the end of a rotated file and a
-// stalled tail. Rotations are so noticed (and the files pinned) even when
-// the receiver is slow.
+// check runs every checkEvery, also while lines wait to be sent and the tail
+// is not read (sending): it looks for a rotation, a truncation, the end of
+// a rotated file and a stalled tail. Rotations are so noticed (and the
+// files pinned) even when the receiver is slow.
 func (r *runner) check(sending bool) error {
+	// The lines not verified yet are from queue[0]: settled first, before
+	// anything may change the queue.
+	if _, err := r.settle(); err != nil {
+		return err
+	}
 	now := time.Now()
 	r.checkPath(now)
 	for _, g := range append([]*gen(nil), r.queue...) {
@@ -385,8 +497,8 @@ func (r *runner) checkStall(g *gen, more bool, now time.Time) {
 	switch {
 	case !more:
 		r.stuckSince = time.Time{}
-	case r.stuckSince.IsZero() || r.lastMove.After(r.stuckSince):
-		r.stuckSince = now
+	case r.stuckSince.IsZero() || r.moves != r.stuckMoves:
+		r.stuckSince, r.stuckMoves = now, r.moves
 	case now.Sub(r.stuckSince) >= limit:
 		r.log.Debug("the tail left a line unread; restarting it", "offset", g.off)
 		r.stopTail()
@@ -473,16 +585,16 @@ func (r *runner) truncated(g *gen, why string) {
 	if cur {
 		r.stopTail()
 	}
-	oldOff, oldFP, oldSig := g.off, g.fp, g.sig
-	g.off, g.sig, g.noNL = 0, nil, 0
+	oldOff, oldFP, oldLast := g.off, g.fp, g.last
+	g.off, g.last, g.noNL = 0, nil, 0
 	g.fp, _, _ = fingerprint(g.f, r.buf)
 	if size, err := g.size(); err == nil {
 		g.lastSize, g.grewAt = size, time.Now()
 	}
-	c := r.findCopy(oldFP, oldOff, oldSig, g)
+	c := r.findCopy(oldFP, oldOff, oldLast, g)
 	switch {
 	case c != nil && c.lastSize > oldOff:
-		c.off, c.sig = oldOff, oldSig
+		c.off, c.last = oldOff, oldLast
 		i := 0
 		for r.queue[i] != g {
 			i++
@@ -498,8 +610,8 @@ func (r *runner) truncated(g *gen, why string) {
 }
 
 // take handles one line from nxadm/tail.
-func (r *runner) take(ctx context.Context, out chan<- Line, tl *tail.Line) error {
-	r.lastMove = time.Now()
+func (r *runner) take(tl *tail.Line) error {
+	r.moves++
 	g := r.queue[0]
 	if tl.Err != nil {
 		return nil // rate limiter notices; no rate limiter is set
@@ -517,7 +629,7 @@ func (r *runner) take(ctx context.Context, out chan<- Line, tl *tail.Line) error
 		}
 		l := r.long
 		r.long = longLine{}
-		return r.accept(ctx, out, g, l.start, l.end, nil, l.head)
+		return r.accept(g, l.start, l.end, nil, l.head)
 	}
 	if n >= int64(r.chunk) {
 		// The first piece of a line longer than MaxLine. Every piece
@@ -531,7 +643,7 @@ func (r *runner) take(ctx context.Context, out chan<- Line, tl *tail.Line) error
 		}
 		head := []byte(tl.Text[:min(len(tl.Text), fpLen)])
 		if total == n {
-			return r.accept(ctx, out, g, g.off, end, nil, head)
+			return r.accept(g, g.off, end, nil, head)
 		}
 		r.long = longLine{active: true, start: g.off, end: end, remain: total - n, head: head}
 		return nil
@@ -540,46 +652,59 @@ func (r *runner) take(ctx context.Context, out chan<- Line, tl *tail.Line) error
 		r.resync(g, "a line does not start where the last one ended")
 		return nil
 	}
-	raw := []byte(tl.Text)
-	return r.accept(ctx, out, g, g.off, end, raw, raw)
+	raw := textOf(tl.Text)
+	return r.accept(g, g.off, end, raw, raw)
 }
 
-// accept hands out the line [start, end) of g (text nil: skipped as too
-// long; head: its first bytes as read) after checking that g still holds
-// the content it was read from.
-func (r *runner) accept(ctx context.Context, out chan<- Line, g *gen, start, end int64, raw, head []byte) error {
+// textOf returns the bytes of s, a line's text from nxadm/tail, without
+// copying them: nxadm/tail makes a new string for each line (with
+// CompleteLines, from its line buffer) and keeps no reference to it once
+// the line is sent, so those bytes are ours alone, and Line.Text is never
+// written to (see Line). A copy would double the bytes allocated per line.
+func textOf(s string) []byte {
+	if len(s) == 0 {
+		return []byte{}
+	}
+	return unsafe.Slice(unsafe.StringData(s), len(s))
+}
+
+// accept queues the line [start, end) of g (raw nil: skipped as too long;
+// head: its first bytes as read) to be handed out once it is known that g
+// still held the content it was read from (see settle).
+func (r *runner) accept(g *gen, start, end int64, raw, head []byte) error {
 	r.failures = 0
-	fp, first, err := fingerprint(g.f, r.buf)
-	if err != nil {
-		r.resync(g, "cannot read the first line: "+err.Error())
-		return nil
-	}
-	switch {
-	case g.fp != 0:
-		if fp != g.fp {
-			// Truncated and written again under the reader: this line may
-			// come from the new content at the old offset. It is dropped
-			// and read again from the copy or the new content.
-			r.truncated(g, "the first line changed")
-			return r.ensureTail()
+	if r.unv > 0 && (r.vgen != g || g.fp == 0) {
+		// Not expected (lines wait for verification only while g's first
+		// line is known): verify them first, to keep the order.
+		if ok, err := r.settle(); !ok || err != nil {
+			return err // this line was dropped with them
 		}
-	case start == 0:
-		// The first line of this content: the file must begin with it.
-		k := min(len(first), len(head))
-		if fp == 0 || string(first[:k]) != string(head[:k]) || (raw != nil && len(first) != min(len(raw), fpLen)) {
-			r.truncated(g, "the first line changed")
-			return r.ensureTail()
+	}
+	if g.fp == 0 {
+		// The first line of g is not known yet (it was not complete when
+		// g was opened or found truncated): this line is checked at once,
+		// and the fingerprint learnt.
+		fp, first, err := fingerprint(g.f, r.buf)
+		if err != nil {
+			r.resync(g, "cannot read the first line: "+err.Error())
+			return nil
+		}
+		if start == 0 {
+			// The first line of this content: the file must begin with it.
+			k := min(len(first), len(head))
+			if fp == 0 || string(first[:k]) != string(head[:k]) || (raw != nil && len(first) != min(len(raw), fpLen)) {
+				r.truncated(g, "the first line changed")
+				return r.ensureTail()
+			}
 		}
 		g.fp = fp
-	default:
-		g.fp = fp
-	}
-	g.off = end
-	if raw != nil {
-		g.setSig(raw)
 	} else {
-		g.sig = nil
+		if r.unv == 0 {
+			r.vgen, r.vOff, r.vLast = g, g.off, g.last
+		}
+		r.unv++
 	}
+	g.off, g.last = end, raw
 	l := Line{Path: r.path, Pos: Position{Path: r.path, Inode: g.ino, Offset: end, Fingerprint: g.fp}}
 	text := raw
 	if n := len(text); n > 0 && text[n-1] == '\r' {
@@ -590,37 +715,105 @@ func (r *runner) accept(ctx context.Context, out chan<- Line, g *gen, start, end
 	} else {
 		l.Text = text
 	}
-	// g.off already includes this line: a check meanwhile (that may find g
-	// truncated or read to its end) goes on from after it.
-	for sent := false; !sent; {
-		select {
-		case out <- l:
-			sent = true
-		case <-ctx.Done():
-			return errStopped
-		case <-r.tick.C:
-			if err := r.check(true); err != nil {
-				return err
-			}
+	if len(r.pending) == cap(r.pending) {
+		p := make([]Line, len(r.pending), len(r.pending)+pendingChunk)
+		copy(p, r.pending)
+		r.pending = p
+	}
+	r.pending = append(r.pending, l)
+	if r.unv == 0 {
+		return nil
+	}
+	switch {
+	case r.unv >= verifyLines:
+		_, err := r.settle()
+		return err
+	case !r.flushArmed:
+		// The first line since the last verification. time.Since reads
+		// only the monotonic clock (half the cost of Now, and no read per
+		// line).
+		d := time.Since(r.lastVerify)
+		if d < r.verifyEvery && (r.lastBatch > 1 || d < sparseGap) {
+			r.flush.Reset(r.verifyEvery - d)
+			r.flushArmed = true
+			return nil
 		}
+		_, err := r.settle()
+		return err
 	}
-	r.lastMove = time.Now()
-	r.f.mu.Lock()
-	if l.Skipped {
-		r.f.stats.Skipped++
-	} else {
-		r.f.stats.Lines++
-	}
-	r.f.stats.Pos = l.Pos
-	r.f.mu.Unlock()
 	return nil
 }
 
+// settle verifies the lines accepted since the last verification: that
+// the file they were read from still holds the content they were read
+// from. It reports whether they were; if not, they are dropped and the
+// truncation handled, and the error is the one of starting a tail again.
+//
+// Why one check per batch is enough. A file truncated and written again
+// in place under the reader (copytruncate, or a writer that truncates)
+// can hand nxadm/tail new content at offsets that continue the old ones:
+// the offsets of the lines cannot tell. Its first line tells: a content
+// that reaches past an offset > 0 was written from its start, so by the
+// time any line of the new content could be read, the file's first line
+// is the new one (its fingerprint differs; a content whose first line is
+// the same to the byte cannot be told apart, per line or per batch). So
+// if the first line is still the old one now, after the last line of the
+// batch was read, every line of the batch was read from the old content
+// (lines nxadm/tail read ahead before the truncation are rightly the old
+// content). If it changed, some of them may be new content: the whole
+// batch is dropped, the offset goes back to before it, and truncated()
+// reads the rest of the old content from its copy, then the new content
+// from its start, as a per-line check would have. No line is lost or read
+// twice: nothing of the batch was handed out.
+func (r *runner) settle() (bool, error) {
+	if r.unv == 0 {
+		return true, nil
+	}
+	g := r.vgen
+	r.lastVerify = time.Now()
+	fp, _, err := fingerprint(g.f, r.buf)
+	if err == nil && fp == g.fp {
+		r.lastBatch = r.unv
+		r.unv, r.vgen = 0, nil
+		return true, nil
+	}
+	r.pending = r.pending[:len(r.pending)-r.unv]
+	r.unv, r.vgen = 0, nil
+	g.off, g.last, g.noNL = r.vOff, r.vLast, 0
+	if err != nil {
+		r.resync(g, "cannot read the first line: "+err.Error())
+	} else {
+		r.truncated(g, "the first line changed")
+	}
+	return false, r.ensureTail()
+}
+
+// sent takes note that batch, the verified lines at the front of pending,
+// was handed out.
+func (r *runner) sent(batch []Line) {
+	r.pending = r.pending[len(batch):]
+	r.moves++
+	var skipped int64
+	for i := range batch {
+		if batch[i].Skipped {
+			skipped++
+		}
+	}
+	r.f.mu.Lock()
+	r.f.stats.Lines += int64(len(batch)) - skipped
+	r.f.stats.Skipped += skipped
+	r.f.stats.Pos = batch[len(batch)-1].Pos
+	r.f.mu.Unlock()
+}
+
 // resync drops the tail after something did not add up and starts again
-// from the offset after the last line handed out, or, if the file was
+// from the offset after the last line accepted, or, if the file was
 // truncated meanwhile (nxadm/tail then reopens it and reads from its start
 // by itself), from the copy or the start.
 func (r *runner) resync(g *gen, why string) {
+	if ok, _ := r.settle(); !ok {
+		return // found truncated, and handled
+	}
 	r.stopTail()
 	if size, err := g.size(); err == nil && size < g.off {
 		r.truncated(g, "the file shrank")

@@ -164,10 +164,37 @@ func (r *runner) startTail(g *gen) error {
 		return err
 	}
 	r.t, r.tKey, r.tInotify, r.tDev, r.tIno = t, key, inotify, g.dev, g.ino
+	lines, stop := make(chan *tail.Line, relayLines), make(chan struct{})
+	go relay(t.Lines, lines, stop)
+	r.tLines, r.tStop = lines, stop
 	r.long = longLine{}
-	r.lastMove = time.Now()
 	r.stuckSince = time.Time{}
 	return nil
+}
+
+// relayLines is the buffer between a tail and Run.
+const relayLines = 512
+
+// relay passes the lines of a tail (in, nxadm/tail's unbuffered Lines) on
+// to Run through a buffer (out), so that nxadm/tail hands each line over as
+// soon as it has read it, as to a bare reader, whatever Run is doing
+// meanwhile (verifying, sending a batch, or not scheduled). It closes out
+// when in is closed; it ends early when stop is closed (the tail stopped:
+// its lines not taken yet are dropped).
+func relay(in <-chan *tail.Line, out chan<- *tail.Line, stop <-chan struct{}) {
+	defer close(out)
+	for tl := range in {
+		select {
+		case out <- tl:
+			continue // the usual case, without the select below
+		default:
+		}
+		select {
+		case out <- tl:
+		case <-stop:
+			return
+		}
+	}
 }
 
 // stopTail stops the running tail, if any, and waits until its inotify watch
@@ -194,7 +221,8 @@ func (r *runner) releaseTail() {
 		}
 		releaseInotify(r.tDev, r.tIno)
 	}
-	r.t, r.tInotify = nil, false
+	close(r.tStop)
+	r.t, r.tLines, r.tStop, r.tInotify = nil, nil, nil, false
 	r.long = longLine{}
 	r.stuckSince = time.Time{}
 }

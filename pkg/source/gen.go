@@ -23,7 +23,10 @@ type gen struct {
 	dev, ino uint64
 	off      int64  // the offset after the last line handed out: reading goes on here
 	fp       uint64 // fingerprint of its first line (0: not known yet)
-	sig      []byte // the last bytes before off, to recognise its copy
+	// last is the line before off as read (without its newline; nil when
+	// it was skipped or unknown): its end recognises the copy of g. It is
+	// the text handed out, never written again.
+	last []byte
 
 	rotated   bool      // no longer the file at the path: read to its end, then drop
 	copy      bool      // a copytruncate copy: it does not grow, read to its end at once
@@ -77,10 +80,13 @@ func (g *gen) size() (int64, error) {
 	return st.Size(), nil
 }
 
-// setSig records the end of the line raw (without its newline) just handed out.
-func (g *gen) setSig(raw []byte) {
-	s := append(g.sig[:0], raw[max(0, len(raw)-(sigLen-1)):]...)
-	g.sig = append(s, '\n')
+// signature returns the last bytes before an offset after the line last
+// (without its newline): at most sigLen, ending in its newline.
+func signature(last []byte) []byte {
+	if last == nil {
+		return nil
+	}
+	return append(append([]byte(nil), last[max(0, len(last)-(sigLen-1)):]...), '\n')
 }
 
 // hasLine tells whether [g.off, size) holds a newline, that is a complete
@@ -133,13 +139,14 @@ func newlineBefore(f io.ReaderAt, off int64) bool {
 }
 
 // findCopy looks beside the log for the copy of a content whose first line
-// has fingerprint fp and that was read up to off (the last bytes read being
-// sig, if known): what copytruncate leaves. The copy must be at least off
+// has fingerprint fp and that was read up to off (the line before off being
+// last, if known): what copytruncate leaves. The copy must be at least off
 // long. exclude is a file not to consider besides those in the queue.
-func (r *runner) findCopy(fp uint64, off int64, sig []byte, exclude *gen) *gen {
+func (r *runner) findCopy(fp uint64, off int64, last []byte, exclude *gen) *gen {
 	if fp == 0 {
 		return nil
 	}
+	sig := signature(last)
 	return r.findBeside(func(c *gen) bool {
 		if c.fp != fp || c.lastSize < off || !newlineBefore(c.f, off) {
 			return false

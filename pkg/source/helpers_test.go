@@ -76,7 +76,8 @@ type running struct {
 	t      testing.TB
 	f      *File
 	rec    *recorder
-	lines  chan Line
+	lines  chan []Line
+	rest   []Line // lines of the last batch received not taken yet
 	cancel context.CancelFunc
 	done   chan error
 	once   sync.Once
@@ -85,7 +86,7 @@ type running struct {
 func startFile(t testing.TB, path string, st Start, opts FileOptions) *running {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{t: t, rec: newRecorder(), lines: make(chan Line, 4096), cancel: cancel, done: make(chan error, 1)}
+	r := &running{t: t, rec: newRecorder(), lines: make(chan []Line, 64), cancel: cancel, done: make(chan error, 1)}
 	r.f = NewFile(path, st, slog.New(r.rec), opts)
 	go func() { r.done <- r.f.Run(ctx, r.lines) }()
 	t.Cleanup(func() {
@@ -115,15 +116,51 @@ func (r *running) stop() {
 // next returns the next line, failing the test after d.
 func (r *running) next(d time.Duration) Line {
 	r.t.Helper()
-	select {
-	case l := <-r.lines:
-		return l
-	case err := <-r.done:
-		r.t.Fatalf("Run returned early: %v", err)
-	case <-time.After(d):
-		r.t.Fatalf("no line within %v", d)
+	for len(r.rest) == 0 {
+		select {
+		case ls := <-r.lines:
+			if len(ls) == 0 {
+				r.t.Fatalf("an empty batch")
+			}
+			r.rest = ls
+		case err := <-r.done:
+			r.t.Fatalf("Run returned early: %v", err)
+		case <-time.After(d):
+			r.t.Fatalf("no line within %v", d)
+		}
 	}
-	return Line{}
+	l := r.rest[0]
+	r.rest = r.rest[1:]
+	return l
+}
+
+// receive returns the next batch, or nil after d.
+func (r *running) receive(d time.Duration) []Line {
+	if len(r.rest) > 0 {
+		ls := r.rest
+		r.rest = nil
+		return ls
+	}
+	select {
+	case ls := <-r.lines:
+		return ls
+	case <-time.After(d):
+		return nil
+	}
+}
+
+// stats returns the File's stats once they count n lines (handed out or
+// skipped), or after a few seconds: a batch is counted just after it was
+// sent, so a line may be received a moment before it is counted.
+func (r *running) stats(n int64) FileStats {
+	deadline := time.Now().Add(wait)
+	for {
+		st := r.f.Stats()
+		if st.Lines+st.Skipped >= n || time.Now().After(deadline) {
+			return st
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // texts returns the texts of the next n lines (skipped ones as "<skipped>").
@@ -145,10 +182,9 @@ func (r *running) texts(n int, d time.Duration) []string {
 // none checks that no line comes within d.
 func (r *running) none(d time.Duration) {
 	r.t.Helper()
-	select {
-	case l := <-r.lines:
+	if ls := r.receive(d); len(ls) > 0 {
+		l := ls[0]
 		r.t.Fatalf("unexpected line %q (skipped %v) at %+v", l.Text, l.Skipped, l.Pos)
-	case <-time.After(d):
 	}
 }
 

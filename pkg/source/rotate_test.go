@@ -62,16 +62,19 @@ func collect(t *testing.T, r *running, pauseAt int, pause time.Duration) *collec
 		defer close(c.done)
 		for {
 			select {
-			case l := <-r.lines:
+			case ls := <-r.lines:
 				c.mu.Lock()
-				if l.Skipped {
-					c.bad = fmt.Sprintf("skipped line at %+v", l.Pos)
-				} else {
-					c.got = append(c.got, lineNumber(t, l.Text))
+				before := len(c.got)
+				for _, l := range ls {
+					if l.Skipped {
+						c.bad = fmt.Sprintf("skipped line at %+v", l.Pos)
+					} else {
+						c.got = append(c.got, lineNumber(t, l.Text))
+					}
 				}
 				n := len(c.got)
 				c.mu.Unlock()
-				if n == pauseAt {
+				if before < pauseAt && n >= pauseAt {
 					time.Sleep(pause)
 				}
 			case <-c.stop:
@@ -278,13 +281,18 @@ func TestCopytruncateRefilledPastOffset(t *testing.T) {
 			writeFile(t, path, numbered(0, 3000))
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			out := make(chan Line) // unbuffered: Run blocks on the 11th line
+			out := make(chan []Line) // unbuffered: Run blocks once it holds as many lines as it takes
 			f := NewFile(path, Start{}, nil, FileOptions{})
 			done := make(chan error, 1)
 			go func() { done <- f.Run(ctx, out) }()
 			var got []string
-			for range 10 {
-				got = append(got, string((<-out).Text))
+			add := func(ls []Line) {
+				for _, l := range ls {
+					got = append(got, string(l.Text))
+				}
+			}
+			for len(got) < 10 {
+				add(<-out)
 			}
 			time.Sleep(50 * time.Millisecond)
 			logrotateCopytruncate(t, path)
@@ -294,16 +302,16 @@ func TestCopytruncateRefilledPastOffset(t *testing.T) {
 			want := append(numberedList(0, 3000), numberedList(10000, 14000)...)
 			for len(got) < len(want) {
 				select {
-				case l := <-out:
-					got = append(got, string(l.Text))
+				case ls := <-out:
+					add(ls)
 				case <-time.After(wait):
 					t.Fatalf("%d lines, want %d; last %q", len(got), len(want), got[len(got)-1])
 				}
 			}
 			equal(t, got, want)
 			select {
-			case l := <-out:
-				t.Fatalf("extra line %q", l.Text)
+			case ls := <-out:
+				t.Fatalf("extra line %q", ls[0].Text)
 			case <-time.After(300 * time.Millisecond):
 			}
 			cancel()

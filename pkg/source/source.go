@@ -29,7 +29,10 @@ type Position struct {
 
 // Line is one complete line of a log, without its newline.
 //
-// Text belongs to the receiver: the source never reuses it.
+// Text belongs to the receiver, read-only: the source never reuses it, and
+// the receiver must not write to it (it is the memory of the string
+// nxadm/tail made for the line, handed over without a copy). A receiver may
+// keep it as long as it likes.
 type Line struct {
 	Path string   // the configured path (not the rotated name)
 	Text []byte   // the line without "\n" (and without a trailing "\r")
@@ -39,11 +42,15 @@ type Line struct {
 	Skipped bool
 }
 
-// A Source sends lines until ctx is done, then returns nil. It never closes
+// A Source sends lines until ctx is done, then returns nil. It sends them in
+// batches: each is a non-empty slice of lines in the order of the log,
+// owned by the receiver from then on (the source never touches a slice it
+// sent, nor its lines). Lines of one log never reorder across batches;
+// batches of different sources on one channel interleave. It never closes
 // out; the caller owns the channel. An error return means the source cannot
 // go on (it is not returned for a missing file: the source waits for it).
 type Source interface {
-	Run(ctx context.Context, out chan<- Line) error
+	Run(ctx context.Context, out chan<- []Line) error
 }
 
 // Start says where a log is read from when it is opened for the first time

@@ -87,3 +87,50 @@ func TestBanCounts(t *testing.T) {
 		t.Errorf("BanCounts = %v, want %v", got, want)
 	}
 }
+
+// Evidence is found whatever the window's length (short, many seconds,
+// days), at the edges of the window, and at times before 1970.
+func TestEvidenceWindows(t *testing.T) {
+	a := netip.MustParseAddr("2001:db8::7")
+	other := netip.MustParseAddr("2001:db8::8")
+	const bucket = time.Duration(1) << 32 // about 4.3 s
+	for _, c := range []struct {
+		name        string
+		base        time.Time
+		step        time.Duration // between the strikes
+		first, last int           // the ban's window: strikes first..last
+		limit       int
+	}{
+		{"one bucket", t0, time.Millisecond, 2, 6, 10},
+		{"many buckets", t0, bucket / 3, 2, 40, 10},
+		{"many buckets, newest kept", t0, bucket + time.Second, 0, 40, 3},
+		{"longer than the buckets looked up", t0, 512 * bucket / 8, 1, 30, 50},
+		{"before 1970", time.Date(1969, 12, 31, 23, 0, 0, 0, time.UTC), bucket / 2, 3, 20, 10},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := openTest(t, "")
+			at := func(i int) time.Time { return c.base.Add(time.Duration(i) * c.step) }
+			var strikes []ban.Strike
+			for i := range 45 {
+				for _, k := range []struct {
+					addr netip.Addr
+					jail string
+				}{{a, "postfix"}, {other, "postfix"}, {a, "dovecot"}} {
+					strikes = append(strikes, ban.Strike{Jail: k.jail, Addr: k.addr, Time: at(i), Kind: event.AuthFailure,
+						Weight: 1, Line: fmt.Sprintf("line %d of %s in %s", i, k.addr, k.jail)})
+				}
+			}
+			commit(t, s, Batch{Strikes: strikes})
+			b := &ban.Ban{Prefix: ban.PrefixOf(a), Jail: "postfix", Origin: ban.OriginJail, Start: at(c.last),
+				End: at(c.last).Add(time.Hour), Strikes: 5, Reason: "auth_failure", FirstEvent: at(c.first), LastEvent: at(c.last)}
+			commit(t, s, Batch{Bans: []*ban.Ban{b}, EvidenceLimit: map[string]int{"postfix": c.limit}})
+			var want []string
+			for i := max(c.first, c.last-c.limit+1); i <= c.last; i++ {
+				want = append(want, fmt.Sprintf("line %d of %s in postfix", i, a))
+			}
+			if !slices.Equal(b.Evidence, want) {
+				t.Errorf("evidence %q,\nwant %q", b.Evidence, want)
+			}
+		})
+	}
+}
