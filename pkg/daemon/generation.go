@@ -31,6 +31,8 @@ const (
 	linesBuffer   = 16                    // batches of lines in flight between sources and the processor
 	batchLines    = 8192                  // lines per batch at most, when lines keep coming
 	batchAge      = 20 * time.Millisecond // a batch without bans is committed once this old
+	releaseAfter  = 100_000               // lines that make a burst, whose memory is given back once quiet
+	releaseQuiet  = time.Second           // how quiet the logs must be for that
 	sweepEvery    = time.Minute           // jails forget stale strikes
 	expireEvery   = time.Minute           // the store closes expired bans
 	checkEvery    = 30 * time.Second      // the firewall's table is checked

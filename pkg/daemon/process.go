@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"runtime/debug"
 	"time"
 
 	"github.com/banwatch/banwatch/pkg/ban"
@@ -24,6 +25,14 @@ func (g *generation) process(ctx context.Context, lines <-chan []source.Line, ba
 	ripen := time.NewTimer(batchAge)
 	ripen.Stop()
 	defer ripen.Stop()
+	// After a burst of lines, once the logs are quiet, the heap the burst
+	// grew is given back to the system: the garbage collector lets the
+	// heap grow to twice what is live, and the runtime returns the rest
+	// only slowly.
+	release := time.NewTimer(releaseQuiet)
+	release.Stop()
+	defer release.Stop()
+	burst := 0
 	var ref time.Time
 	for {
 		// A ripe batch is offered to the committer while waiting for
@@ -63,6 +72,9 @@ func (g *generation) process(ctx context.Context, lines <-chan []source.Line, ba
 					jr.jail.MarkBanned(m.prefix, m.end)
 				}
 			}
+		case <-release.C:
+			burst = 0
+			debug.FreeOSMemory()
 		case <-sweep.C:
 			t := now()
 			for _, jr := range g.jails {
@@ -74,15 +86,20 @@ func (g *generation) process(ctx context.Context, lines <-chan []source.Line, ba
 				ref = b.started
 			}
 			g.handle(ctx, ls, b, ref)
+			burst += len(ls)
 			// Take what is waiting, up to a batch, without blocking.
 		drain:
 			for b.lines < batchLines {
 				select {
 				case ls = <-lines:
 					g.handle(ctx, ls, b, ref)
+					burst += len(ls)
 				default:
 					break drain
 				}
+			}
+			if burst >= releaseAfter {
+				release.Reset(releaseQuiet)
 			}
 			if b.ripe(now()) {
 				select {
