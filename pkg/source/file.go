@@ -23,6 +23,8 @@ const (
 	DefaultRotateWait = 2 * time.Second
 
 	checkEvery = 100 * time.Millisecond // stat of the path, truncation, drain and stall checks
+	quietCheck = time.Second            // the same for a log that has been quiet for quietAfter
+	quietAfter = 20                     // checks in a row that saw the log unchanged
 	maxDrain   = time.Minute            // a rotated file that keeps growing is left after this
 	stallAfter = 500 * time.Millisecond // a complete line unread this long restarts the tail (inotify)
 	stallPoll  = 1500 * time.Millisecond
@@ -208,13 +210,36 @@ func (f *File) Run(ctx context.Context, out chan<- []Line) error {
 				// A tail left unread because the receiver is slow is no
 				// stall.
 				err = r.check(r.t != nil && lines == nil)
-				r.tick.Reset(checkEvery)
+				r.tick.Reset(r.nextCheck())
 			}
 		}
 		if err != nil {
 			return r.stopped(ctx, err)
 		}
 	}
+}
+
+// nextCheck returns when the next check is due: every checkEvery, but
+// every quietCheck once the log has been open, alone (no rotated file left
+// to drain) and unchanged for quietAfter checks in a row, so that an idle
+// daemon with many logs does not wake up ten times a second for each.
+// inotify still hands out new lines at once; only noticing a rotation or
+// a truncation of a quiet log takes up to quietCheck.
+func (r *runner) nextCheck() time.Duration {
+	off, n := int64(-1), int64(len(r.queue))
+	if n > 0 {
+		off = r.queue[0].off
+	}
+	if n == 1 && off == r.lastOff && n == r.lastQueue && len(r.pending) == 0 {
+		r.unchanged++
+	} else {
+		r.unchanged = 0
+	}
+	r.lastOff, r.lastQueue = off, n
+	if r.unchanged >= quietAfter {
+		return quietCheck
+	}
+	return checkEvery
 }
 
 // line handles what came from the tail's Lines.
@@ -289,6 +314,11 @@ type runner struct {
 
 	poke              chan struct{} // wakes Run: ctx done, or a flag below set
 	tickDue, flushDue atomic.Bool
+
+	// The log as the last check saw it, and how many checks in a row
+	// saw it so: a quiet log is checked less often (nextCheck).
+	lastOff, lastQueue int64
+	unchanged          int
 
 	buf []byte // scratch for fingerprints and newline scans
 }
