@@ -110,6 +110,7 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 			continue
 		}
 		fmt.Fprintf(w, "\n%s: filter %s, %d strikes in %s ban for %s, ports %s\n", j.Name, j.Filter, j.MaxStrikes, j.FindTime, j.BanTime, config.FormatPorts(j.Ports))
+		fmt.Fprintf(w, "  %d addresses tracked\n", j.Tracked)
 		if j.Forgiven > 0 {
 			fmt.Fprintf(w, "  %d failed logins and bad HELOs of trusted clients forgiven\n", j.Forgiven)
 		}

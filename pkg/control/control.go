@@ -122,10 +122,13 @@ type JailStatus struct {
 	Events     int64       `json:"events"`
 	Unparsable int64       `json:"unparsable"`
 	Strikes    int64       `json:"strikes"`
-	Forgiven   int64       `json:"forgiven_trusted"` // failed logins and bad HELOs of trusted clients, not counted
-	BansRun    int64       `json:"bans_since_start"`
-	Active     int         `json:"active_bans"`
-	Total      int         `json:"bans_total"`
+	// Tracked is how many addresses the jail counts strikes of now
+	// (bounded by max_tracked), as of the processor's last batch.
+	Tracked  int64 `json:"tracked"`
+	Forgiven int64 `json:"forgiven_trusted"` // failed logins and bad HELOs of trusted clients, not counted
+	BansRun  int64 `json:"bans_since_start"`
+	Active   int   `json:"active_bans"`
+	Total    int   `json:"bans_total"`
 	// DNSBL counts the jail's block list look-ups, when it has lists.
 	DNSBL *DNSBLStatus `json:"dnsbl,omitempty"`
 	// ConnLimit is the jail's kernel connection limit, e.g. "10/1m0s burst 5".

@@ -170,6 +170,7 @@ func (d *daemon) Status(ctx context.Context) (*control.Status, error) {
 			}
 			js.Lines, js.Events, js.Unparsable = jr.lines.Load(), jr.events.Load(), jr.unparsable.Load()
 			js.Strikes, js.BansRun, js.Forgiven = jr.strikes.Load(), jr.bans.Load(), jr.trusted.Load()
+			js.Tracked = jr.tracked.Load()
 			if jr.resolver != nil {
 				rs := jr.resolver.Stats()
 				js.DNSBL = &control.DNSBLStatus{Lists: jc.DNSBL, Lookups: rs.Lookups, CacheHits: rs.CacheHits,

@@ -279,13 +279,14 @@ func TestControlFingerprints(t *testing.T) {
 }
 
 // A client that logged in is forgiven its mistyped password, and status
-// counts it.
+// counts it, and the addresses tracked.
 func TestStatusCountsForgiven(t *testing.T) {
 	e, c, stop := startWithClient(t)
 	defer stop()
 	stamp := time.Now().Format(time.Stamp)
 	e.appendLines(fmt.Sprintf("%s mx postfix/smtpd[1]: 4BxAbc1: client=unknown[198.51.100.55], sasl_method=LOGIN, sasl_username=alice", stamp))
 	e.appendLines(failures("198.51.100.55", 6)...)
+	e.appendLines(failures("192.0.2.99", 2)...)
 	e.appendLines(failures("203.0.113.77", 5)...)
 	e.waitBanned("203.0.113.77") // the lines before it were read
 	st, err := c.Status(context.Background())
@@ -295,6 +296,11 @@ func TestStatusCountsForgiven(t *testing.T) {
 	for _, j := range st.Jails {
 		if j.Name == "postfix" && j.Forgiven != 6 {
 			t.Errorf("forgiven %d, want 6", j.Forgiven)
+		}
+		// Tracked: 192.0.2.99 with its two strikes; the trusted client
+		// strikes nothing, the banned address's strikes went into its ban.
+		if j.Name == "postfix" && j.Tracked != 1 {
+			t.Errorf("tracked %d, want 1", j.Tracked)
 		}
 	}
 	if _, ok := e.active()["198.51.100.55"]; ok {

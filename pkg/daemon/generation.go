@@ -61,6 +61,7 @@ type jailRun struct {
 	log              *slog.Logger
 
 	lines, events, unparsable, old, strikes, bans, trusted atomic.Int64
+	tracked                                                atomic.Int64 // jail.Tracked, set by the processor
 }
 
 // generation is one run of one configuration.

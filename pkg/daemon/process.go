@@ -79,6 +79,7 @@ func (g *generation) process(ctx context.Context, lines <-chan []source.Line, ba
 			t := now()
 			for _, jr := range g.jails {
 				jr.jail.Sweep(t)
+				jr.tracked.Store(int64(jr.jail.Tracked()))
 			}
 		case ls := <-lines:
 			if b.lines == 0 {
@@ -162,6 +163,7 @@ func (g *generation) handleLog(ctx context.Context, path string, ls []source.Lin
 	// Counted after the lines' events, so that a reader who sees the lines
 	// counted sees their events too.
 	for _, jr := range jrs {
+		jr.tracked.Store(int64(jr.jail.Tracked()))
 		jr.lines.Add(int64(len(ls)) - skipped)
 	}
 }
