@@ -302,28 +302,14 @@ func (g *generation) restore(ctx context.Context, t time.Time) error {
 		return fmt.Errorf("daemon: %w", err)
 	}
 	entries, orphans := g.entries(active, t)
-	// The kernel is filled while the jails are rebuilt from the store: the
-	// two share nothing, and with a million bans each takes seconds.
-	reconciled := make(chan error, 1)
-	go func() { reconciled <- g.backend.Reconcile(ctx, entries) }()
-	if err := g.rebuildJails(ctx, t, active); err != nil {
-		<-reconciled
-		return err
-	}
-	if err := <-reconciled; err != nil {
+	if err := g.backend.Reconcile(ctx, entries); err != nil {
 		return fmt.Errorf("daemon: %w", err)
 	}
 	if orphans > 0 {
 		g.log.Warn("active bans of jails that are not running stay in the store but not in the kernel", "count", orphans)
 	}
 	g.log.Info("bans restored", "count", len(entries), "took", time.Since(t).Round(time.Millisecond))
-	return nil
-}
 
-// rebuildJails gives the jails back their state at t from the store: the
-// strikes within their windows, the counts of earlier bans (escalation) and
-// the marks of the active bans.
-func (g *generation) rebuildJails(ctx context.Context, t time.Time, active []ban.Ban) error {
 	// Windows first, then the ban marks: replay decides nothing, and a strike
 	// that made a ban was spent on it.
 	var maxFind time.Duration
