@@ -4,16 +4,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
+	"github.com/banwatch/banwatch/internal/benchref"
 	"log/slog"
 	"os"
 	"runtime"
-	"sort"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/nxadm/tail"
 
 	"github.com/banwatch/banwatch/bench/loggen"
 	"github.com/banwatch/banwatch/internal/testutil"
@@ -108,36 +105,26 @@ func BenchmarkPipeline(b *testing.B) {
 				}
 			}
 			b.ReportMetric(0, "ns/op")
-			b.ReportMetric(median(rates), "lines/s")
-			b.ReportMetric(median(bares), "bare-lines/s")
-			b.ReportMetric(median(rates)/median(bares), "daemon/bare")
-			b.ReportMetric(median(cpus), "cpu-ns/line")
-			b.ReportMetric(median(bareCPUs), "bare-cpu-ns/line")
-			b.ReportMetric(median(allocs), "allocs/line")
+			b.ReportMetric(benchref.Median(rates), "lines/s")
+			b.ReportMetric(benchref.Median(bares), "bare-lines/s")
+			b.ReportMetric(benchref.Median(rates)/benchref.Median(bares), "daemon/bare")
+			b.ReportMetric(benchref.Median(cpus), "cpu-ns/line")
+			b.ReportMetric(benchref.Median(bareCPUs), "bare-cpu-ns/line")
+			b.ReportMetric(benchref.Median(allocs), "allocs/line")
 		})
 	}
 }
 
-// bareRate tails path with nxadm/tail as a plain user would until it has
-// seen n lines, and returns the lines per second and the process's CPU time
-// per line.
+// bareRate tails path with bare nxadm/tail (benchref.BareTail) until it
+// has seen n lines, and returns the lines per second and the process's CPU
+// time per line.
 func bareRate(b *testing.B, path string, n int) (rate, cpu float64) {
 	cpu0 := cpuTime()
-	start := time.Now()
-	t, err := tail.TailFile(path, tail.Config{Follow: true, ReOpen: false, MustExist: true,
-		Location: &tail.SeekInfo{Offset: 0, Whence: io.SeekStart}, Logger: tail.DiscardingLogger})
+	d, err := benchref.BareTail(path, n)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer t.Stop()
-	seen := 0
-	for range t.Lines {
-		if seen++; seen == n {
-			return float64(n) / time.Since(start).Seconds(), float64(cpuTime()-cpu0) / float64(n)
-		}
-	}
-	b.Fatalf("the tail ended after %d lines: %v", seen, t.Err())
-	return 0, 0
+	return float64(n) / d.Seconds(), float64(cpuTime()-cpu0) / float64(n)
 }
 
 // cpuTime is the CPU time the process used so far (user and system).
@@ -147,18 +134,6 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-func median(v []float64) float64 {
-	s := append([]float64(nil), v...)
-	sort.Float64s(s)
-	if len(s) == 0 {
-		return 0
-	}
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 // BenchmarkHandle runs lines of a generated Postfix log through the

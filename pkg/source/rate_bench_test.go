@@ -3,11 +3,10 @@ package source
 import (
 	"bytes"
 	"context"
-	"io"
+	"github.com/banwatch/banwatch/internal/benchref"
 	"os"
 	"path/filepath"
 	"runtime"
-	"sort"
 	"syscall"
 	"testing"
 	"time"
@@ -28,26 +27,6 @@ func rateLog(b *testing.B) []byte {
 		b.Fatal(err)
 	}
 	return buf.Bytes()
-}
-
-// bareRead tails path with nxadm/tail as a plain user would and returns how
-// long the first n lines took.
-func bareRead(b *testing.B, path string, n int) time.Duration {
-	start := time.Now()
-	t, err := tail.TailFile(path, tail.Config{Follow: true, ReOpen: false, MustExist: true,
-		Location: &tail.SeekInfo{Offset: 0, Whence: io.SeekStart}, Logger: tail.DiscardingLogger})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer t.Stop()
-	seen := 0
-	for range t.Lines {
-		if seen++; seen == n {
-			return time.Since(start)
-		}
-	}
-	b.Fatalf("the tail ended after %d lines: %v", seen, t.Err())
-	return 0
 }
 
 // fileRead reads path with a File and returns how long the first n lines
@@ -107,7 +86,7 @@ func BenchmarkIngest(b *testing.B) {
 					}
 					cpu0 := cpuTime() // with the writer's: the same for both readers
 					if (i+k)%2 == 0 {
-						bare = append(bare, rateLines/bareRead(b, path, rateLines).Seconds())
+						bare = append(bare, rateLines/bareRead(b, path, rateLines))
 						bareCPU = append(bareCPU, float64(cpuTime()-cpu0)/rateLines)
 					} else {
 						file = append(file, rateLines/fileRead(b, path, rateLines).Seconds())
@@ -119,11 +98,11 @@ func BenchmarkIngest(b *testing.B) {
 				}
 			}
 			b.ReportMetric(0, "ns/op")
-			b.ReportMetric(medianOf(bare), "bare-lines/s")
-			b.ReportMetric(medianOf(file), "file-lines/s")
-			b.ReportMetric(medianOf(file)/medianOf(bare), "file/bare")
-			b.ReportMetric(medianOf(bareCPU), "bare-cpu-ns/line")
-			b.ReportMetric(medianOf(fileCPU), "file-cpu-ns/line")
+			b.ReportMetric(benchref.Median(bare), "bare-lines/s")
+			b.ReportMetric(benchref.Median(file), "file-lines/s")
+			b.ReportMetric(benchref.Median(file)/benchref.Median(bare), "file/bare")
+			b.ReportMetric(benchref.Median(bareCPU), "bare-cpu-ns/line")
+			b.ReportMetric(benchref.Median(fileCPU), "file-cpu-ns/line")
 		})
 	}
 }
@@ -157,18 +136,6 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-func medianOf(v []float64) float64 {
-	if len(v) == 0 {
-		return 0
-	}
-	s := append([]float64(nil), v...)
-	sort.Float64s(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 // BenchmarkTake runs lines of a generated Postfix log through a File's
@@ -223,4 +190,13 @@ func BenchmarkTake(b *testing.B) {
 	b.StopTimer()
 	runtime.ReadMemStats(&m1)
 	b.ReportMetric(float64(m1.Mallocs-m0.Mallocs)/float64(b.N), "allocs/line")
+}
+
+// bareRead is benchref.BareTail's time for n lines of path, in seconds.
+func bareRead(b *testing.B, path string, n int) float64 {
+	d, err := benchref.BareTail(path, n)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return d.Seconds()
 }

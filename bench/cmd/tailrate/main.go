@@ -16,12 +16,9 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"io"
+	"github.com/banwatch/banwatch/internal/benchref"
 	"os"
-	"sort"
 	"time"
-
-	"github.com/nxadm/tail"
 
 	"github.com/banwatch/banwatch/pkg/source"
 )
@@ -57,7 +54,7 @@ func main() {
 			var took time.Duration
 			var err error
 			if name == "bare" {
-				took, err = Bare(path, *n)
+				took, err = benchref.BareTail(path, *n)
 			} else {
 				took, err = Source(path, *n)
 			}
@@ -71,34 +68,11 @@ func main() {
 		}
 	}
 	for _, name := range readers {
-		fmt.Printf("median %-6s %9.0f lines/s\n", name, median(rates[name]))
+		fmt.Printf("median %-6s %9.0f lines/s\n", name, benchref.Median(rates[name]))
 	}
 	if len(readers) == 2 {
-		fmt.Printf("source/bare %.2f\n", median(rates["source"])/median(rates["bare"]))
+		fmt.Printf("source/bare %.2f\n", benchref.Median(rates["source"])/benchref.Median(rates["bare"]))
 	}
-}
-
-// Bare tails path with nxadm/tail exactly as a plain user would and returns
-// how long the first n lines took to come.
-func Bare(path string, n int) (time.Duration, error) {
-	start := time.Now()
-	t, err := tail.TailFile(path, tail.Config{Follow: true, ReOpen: false, MustExist: true,
-		Location: &tail.SeekInfo{Offset: 0, Whence: io.SeekStart}, Logger: tail.DiscardingLogger})
-	if err != nil {
-		return 0, fmt.Errorf("bare: %w", err)
-	}
-	defer t.Stop()
-	seen := 0
-	for l := range t.Lines {
-		if l.Err != nil {
-			return 0, fmt.Errorf("bare: %w", l.Err)
-		}
-		seen++
-		if seen == n {
-			return time.Since(start), nil
-		}
-	}
-	return 0, fmt.Errorf("bare: the tail ended after %d lines: %v", seen, t.Err())
 }
 
 // Source reads path with source.File from its start and returns how long
@@ -124,16 +98,4 @@ func Source(path string, n int) (time.Duration, error) {
 	cancel()
 	<-done
 	return took, nil
-}
-
-func median(v []float64) float64 {
-	if len(v) == 0 {
-		return 0
-	}
-	s := append([]float64(nil), v...)
-	sort.Float64s(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
