@@ -153,13 +153,13 @@ func strikeEvidence(ctx context.Context, st *sql.Stmt, bn *ban.Ban, key []byte, 
 	if limit <= 0 {
 		return nil, nil
 	}
-	rows, err := st.QueryContext(ctx, bn.Jail, key, toNS(bn.FirstEvent), toNS(bn.LastEvent), limit)
+	rows, err := st.QueryContext(ctx, bn.Jail, key, toNS(bn.FirstEvent), toNS(bn.LastEvent))
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
 	var out []string
-	for rows.Next() {
+	for len(out) < limit && rows.Next() {
 		var l string
 		if err := rows.Scan(&l); err != nil {
 			return nil, err

@@ -181,3 +181,38 @@ func BenchmarkCommitStrikes(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkCommitBans commits what a flood of new addresses banned on
+// their first strike makes (bench/daemon's ban install): batches of
+// 1,000 strikes of distinct addresses and a ban of each, whose evidence
+// Commit looks up from the strikes. It reports bans committed per second.
+//
+//	go test -run '^$' -bench CommitBans -benchtime 20x ./pkg/store
+func BenchmarkCommitBans(b *testing.B) {
+	const per = 1000
+	s := openTest(b, filepath.Join(b.TempDir(), "bench.db"))
+	ctx := context.Background()
+	n := 0
+	for b.Loop() {
+		var batch Batch
+		batch.Positions = []source.Position{{Path: "/var/log/mail.log", Inode: 42, Offset: int64(n), Fingerprint: 7}}
+		for range per {
+			a := netip.AddrFrom4([4]byte{198, byte(18 + n>>16), byte(n >> 8), byte(n)})
+			tm := t0.Add(time.Duration(n) * 10 * time.Microsecond)
+			batch.Strikes = append(batch.Strikes, ban.Strike{
+				Jail: "postfix", Addr: a, Time: tm, Kind: event.AuthFailure, Weight: 1, Line: fmt.Sprintf(benchLine, a),
+			})
+			batch.Bans = append(batch.Bans, &ban.Ban{Prefix: ban.PrefixOf(a), Jail: "postfix", Origin: ban.OriginJail,
+				Start: tm, End: tm.Add(time.Hour), Strikes: 1, Reason: "auth_failure",
+				FirstEvent: tm, LastEvent: tm, Ended: ban.EndActive})
+			n++
+		}
+		if err := s.Commit(ctx, batch); err != nil {
+			b.Fatal(err)
+		}
+		if len(batch.Bans[0].Evidence) != 1 {
+			b.Fatalf("evidence %q", batch.Bans[0].Evidence)
+		}
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "bans/s")
+}
