@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"log/slog"
+	"runtime"
 	"time"
 
 	"github.com/banwatch/banwatch/pkg/ban"
@@ -11,10 +12,17 @@ import (
 	"github.com/banwatch/banwatch/pkg/store"
 )
 
-// commit owns the store's writes and the firewall: it commits each batch,
-// then installs its bans; it closes expired bans, checks and repairs the
-// firewall, and prunes old rows. It returns when batches is closed (the
-// processor's last batch committed).
+// commit owns the store's writes and the firewall. A batch's bans go to
+// the kernel as soon as the batch arrives; the batch is then committed to
+// the store by a writer goroutine, one transaction at a time, and what
+// arrives meanwhile is merged and committed next. So bans reach the
+// kernel at netlink's pace, not SQLite's. Nothing is lost by the order:
+// the read positions are committed with the strikes and bans of the same
+// lines, so after a crash the lines of bans not yet committed are read
+// again and banned again. Everything else the committer does (control
+// requests, expiry, repairs, pruning) first waits until the store holds
+// every batch taken (flush), so it sees what the kernel has. It returns
+// when batches is closed (the processor's last batch committed).
 func (g *generation) commit(ctx context.Context, batches <-chan *batch, repair <-chan struct{}) error {
 	// Batches keep coming after ctx is done (the last one); they are
 	// committed whatever ctx says.
@@ -36,41 +44,58 @@ func (g *generation) commit(ctx context.Context, batches <-chan *batch, repair <
 		}
 	}
 	var repairTimer <-chan time.Time
-	var retry *batch
-	errs := &rateLog{log: g.log}
+	w := &writer{g: g, ctx: bg, errs: &rateLog{log: g.log}, req: make(chan store.Batch, 1), done: make(chan error, 1)}
+	go w.run()
+	defer close(w.req)
 	for {
+		// While a commit runs and enough waits behind it, no batch is
+		// taken: the processor then waits, and so do the sources.
+		in := batches
+		if w.full() {
+			in = nil
+		}
 		select {
-		case b, ok := <-batches:
+		case b, ok := <-in:
 			if !ok {
-				if retry != nil {
-					errs.error("store", "the last batch could not be committed; its lines will be read again", "err",
-						g.store.Commit(bg, g.toStore(retry)))
+				w.flush()
+				if w.pending != nil {
+					w.errs.error("store", "the last batch could not be committed; its lines will be read again", "err",
+						g.store.Commit(bg, g.toStore(w.pending)))
 				}
 				return nil
 			}
-			if retry != nil {
-				retry.merge(b)
-				b, retry = retry, nil
+			if !g.install(bg, b, w.errs) {
+				w.add(b)
+				w.flush()
+				g.reconcile(bg, w.errs)
+				continue
 			}
-			g.apply(bg, b, errs, &retry)
+			w.add(b)
+		case err := <-w.done:
+			w.finished(err)
 		case fn := <-g.ctl:
+			w.flush()
 			fn(bg)
 		case <-floods:
-			g.recordFloods(bg, fr, errs)
+			w.flush()
+			g.recordFloods(bg, fr, w.errs)
 		case <-expire.C:
+			w.failed = false // a failed commit is tried again at least this often
+			w.flush()
 			if n, err := g.store.Expire(bg, now()); err != nil {
-				errs.error("store", "closing expired bans failed", "err", err)
+				w.errs.error("store", "closing expired bans failed", "err", err)
 			} else if n > 0 {
 				g.log.Info("bans expired", "count", n)
 			}
 		case <-check.C:
 			ok, err := g.backend.Check(bg)
 			if err != nil {
-				errs.error("firewall", "checking the firewall failed", "err", err)
+				w.errs.error("firewall", "checking the firewall failed", "err", err)
 			}
 			if !ok && err == nil {
 				g.log.Warn("the firewall table was changed by someone else; repairing")
-				g.reconcile(bg, errs)
+				w.flush()
+				g.reconcile(bg, w.errs)
 			}
 		case <-repair:
 			if repairTimer == nil {
@@ -79,35 +104,129 @@ func (g *generation) commit(ctx context.Context, batches <-chan *batch, repair <
 		case <-repairTimer:
 			repairTimer = nil
 			g.log.Warn("the firewall table was changed by someone else; repairing")
-			g.reconcile(bg, errs)
+			w.flush()
+			g.reconcile(bg, w.errs)
 		case <-prune.C:
+			w.flush()
 			t := now()
 			var maxFind time.Duration
 			for _, jr := range g.jails {
 				maxFind = max(maxFind, jr.memory())
 			}
 			if _, err := g.store.Prune(bg, t.Add(-maxFind), t.Add(-g.cfg.Daemon.History)); err != nil {
-				errs.error("store", "pruning old rows failed", "err", err)
+				w.errs.error("store", "pruning old rows failed", "err", err)
 			}
 		}
+		w.start()
 	}
 }
 
-// apply commits b, then installs its bans. A batch the store refuses is
-// kept (its bans still go to the kernel) and retried with the next one.
-func (g *generation) apply(ctx context.Context, b *batch, errs *rateLog, retry **batch) {
-	if err := g.store.Commit(ctx, g.toStore(b)); err != nil {
-		errs.error("store", "committing failed; the bans still go to the kernel and are committed when the store works again",
-			"err", err, "bans", len(b.bans), "strikes", len(b.strikes))
-		if len(b.strikes) > retryStrikes {
-			b.strikes = b.strikes[len(b.strikes)-retryStrikes:]
-		}
-		*retry = b
-	} else {
-		errs.recovered("store")
-	}
-	if len(b.bans) == 0 {
+// writer commits the committer's batches to the store in the background,
+// one transaction at a time (committer only, but for the goroutine that
+// runs a commit and reports on done).
+type writer struct {
+	g    *generation
+	ctx  context.Context
+	errs *rateLog
+	// pending holds the batches taken since the running commit started,
+	// merged, in order; a batch the store refused stays in front of it.
+	pending *batch
+	// running is the batch being committed, nil when none is; its result
+	// comes on done.
+	running *batch
+	req     chan store.Batch
+	done    chan error
+	// failed is set when the last commit failed; what is pending is then
+	// committed again when a batch comes, at expiry time, or at the end,
+	// rather than at once over and over.
+	failed bool
+}
+
+// add queues b (whose bans are already in the kernel) for the store.
+func (w *writer) add(b *batch) {
+	w.failed = false
+	if w.pending == nil {
+		w.pending = b
 		return
+	}
+	w.pending.merge(b)
+}
+
+// full tells whether the writer has enough waiting that no more batches
+// should be taken until the running commit ends.
+func (w *writer) full() bool {
+	return w.running != nil && w.pending != nil && len(w.pending.strikes)+len(w.pending.bans) >= retryStrikes/4
+}
+
+// start commits what is pending, unless a commit is running or the last
+// one failed.
+func (w *writer) start() {
+	if w.running != nil || w.pending == nil || w.failed {
+		return
+	}
+	b := w.pending
+	w.running, w.pending = b, nil
+	sb := w.g.toStore(b)
+	w.req <- sb
+}
+
+// run commits the batches that come on req, one at a time, reporting each
+// on done, until req is closed. It runs on a thread of its own at a lower
+// scheduling priority (writerNice): when the machine's cores are all busy,
+// as in a flood of bans, the processor and the firewall go first, and the
+// store catches up when they idle.
+func (w *writer) run() {
+	runtime.LockOSThread()
+	if err := lowerThreadPriority(writerNice); err != nil {
+		runtime.UnlockOSThread()
+		w.g.log.Debug("the store's writer keeps the normal priority", "err", err)
+	}
+	// Else never unlocked: the thread ends with the goroutine.
+	for sb := range w.req {
+		w.done <- w.g.store.Commit(w.ctx, sb)
+	}
+}
+
+// finished takes the running commit's result. A batch the store refused
+// is kept, its strikes bounded, and committed again with what came since.
+func (w *writer) finished(err error) {
+	b := w.running
+	w.running = nil
+	if err == nil {
+		w.failed = false
+		w.errs.recovered("store")
+		return
+	}
+	w.failed = true
+	w.errs.error("store", "committing failed; the bans are in the kernel and are committed when the store works again",
+		"err", err, "bans", len(b.bans), "strikes", len(b.strikes))
+	if w.pending != nil {
+		b.merge(w.pending)
+	}
+	if len(b.strikes) > retryStrikes {
+		b.strikes = b.strikes[len(b.strikes)-retryStrikes:]
+	}
+	w.pending = b
+}
+
+// flush waits for the running commit and commits what is pending, so that
+// the store holds every batch taken (unless the store fails; then the
+// batches stay pending, and flush does not try again).
+func (w *writer) flush() {
+	if w.running != nil {
+		w.finished(<-w.done)
+	}
+	w.start()
+	if w.running != nil {
+		w.finished(<-w.done)
+	}
+}
+
+// install puts b's bans into the kernel and logs them; it reports false
+// when the firewall refused them (the caller repairs it from the store).
+func (g *generation) install(ctx context.Context, b *batch, errs *rateLog) bool {
+	if len(b.bans) == 0 {
+		return true
 	}
 	t := now()
 	entries := make([]firewall.Entry, 0, len(b.bans))
@@ -124,13 +243,13 @@ func (g *generation) apply(ctx context.Context, b *batch, errs *rateLog, retry *
 	}
 	if err := g.backend.Add(ctx, entries); err != nil {
 		errs.error("firewall", "adding bans failed; repairing from the store", "err", err)
-		g.reconcile(ctx, errs)
-		return
+		return false
 	}
 	for _, bn := range b.bans {
 		bn.Installed = true
 	}
 	errs.recovered("firewall")
+	return true
 }
 
 // reconcile makes the kernel hold the store's active bans.

@@ -371,7 +371,7 @@ func entry(b *ban.Ban, t time.Time) (firewall.Entry, bool) {
 	if left < time.Second {
 		return firewall.Entry{}, false
 	}
-	return firewall.Entry{Jail: b.Jail, Prefix: b.Prefix, Timeout: left.Truncate(time.Second)}, true
+	return firewall.Entry{Jail: b.Jail, Prefix: b.Prefix.Masked(), Timeout: left.Truncate(time.Second)}, true
 }
 
 // sources makes one source per log path (or pattern).

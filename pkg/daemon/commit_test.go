@@ -1,0 +1,73 @@
+package daemon
+
+import (
+	"context"
+	"database/sql"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	_ "github.com/mattn/go-sqlite3"
+)
+
+// TestBansReachFirewallBeforeStore holds the store's write lock from
+// another connection, as a long commit or a backup would, and checks that
+// a ban still goes to the firewall at once, that the store gets it once
+// the lock is gone, and that nothing is banned twice.
+func TestBansReachFirewallBeforeStore(t *testing.T) {
+	e := newEnv(t)
+	stop := e.start()
+	defer stop()
+	db, err := sql.Open("sqlite3", filepath.Join(e.cfg.Daemon.StateDir, DBFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+	locked := true
+	defer func() {
+		if locked {
+			_, _ = conn.ExecContext(ctx, "ROLLBACK")
+		}
+	}()
+
+	e.appendLines(failures("203.0.113.7", 5)...)
+	const added = "prefix=203.0.113.7/32"
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(e.logBuf.String(), added) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the ban did not reach the firewall while the store was locked:\n%s", e.logBuf)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Read through another connection: the store's Open would wait for
+	// the lock.
+	var n int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM bans`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Fatalf("the store has %d bans although its writer was locked out; the test proves nothing", n)
+	}
+
+	if _, err := conn.ExecContext(ctx, "ROLLBACK"); err != nil {
+		t.Fatal(err)
+	}
+	locked = false
+	b := e.waitBanned("203.0.113.7")
+	if b.Strikes != 5 || len(b.Evidence) != 5 {
+		t.Errorf("stored ban: %d strikes, evidence %q", b.Strikes, b.Evidence)
+	}
+	if n := strings.Count(e.logBuf.String(), added); n != 1 {
+		t.Errorf("the ban went to the firewall %d times, want once:\n%s", n, e.logBuf)
+	}
+}
