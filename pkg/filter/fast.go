@@ -1,7 +1,9 @@
 package filter
 
 import (
+	"bytes"
 	"encoding/binary"
+	"math/bits"
 	"regexp/syntax"
 	"sync"
 	"unicode"
@@ -51,22 +53,85 @@ type fastInst struct {
 	x, y     int
 	n        int
 	memo     int // index of this instruction's states in the memo, or -1
-	// For a run, what its continuation needs at the run's end: a byte
-	// of follow (followSet), the end of the text (followEnd), or nothing
-	// known (followAny). A run tries only the ends that pass.
-	follow    uint8
-	followSet *byteSet
+	// For a literal, its bytes as little-endian words, and the mask of
+	// the bytes the last word has.
+	words []uint64
+	mask  uint64
+	// For a run, what its continuation needs at the run's end; a run
+	// tries only the ends that it admits. followByte is the one byte it
+	// admits, or -1 when it admits more or other than one byte.
+	follow     admit
+	followByte int
 	// det: a run whose continuation can only start where the run ends
 	// (its first byte is never one of the run's, or it is the end of the
 	// text): the run then has one way to go on, taken without recursion.
 	det bool
+	// scan tells how a run finds its longest extent: byte by byte
+	// (scanSet), at once (scanAll: the set holds every ASCII byte), or by
+	// looking for the one ASCII byte the set lacks, stop (scanNot).
+	scan uint8
+	stop byte
+	// For a split, what each branch needs first: a branch that cannot
+	// start at the position is not tried.
+	firstX, firstY admit
 }
 
-// What a run's continuation needs first.
+// admit is what a part of a program can start with: a byte of set, the end
+// of the text, or anything (when it starts with an assertion or the match).
+type admit struct {
+	set *byteSet // nil: no byte
+	end bool
+	any bool
+}
+
+// ok reports whether text at pos may be what a holds.
+func (a *admit) ok(text []byte, pos int) bool {
+	if a.any {
+		return true
+	}
+	if pos >= len(text) {
+		return a.end
+	}
+	return a.set != nil && a.set[text[pos]]
+}
+
+// asciiBits is a set of ASCII bytes as a bitmap, for compiling.
+type asciiBits [2]uint64
+
+func (b *asciiBits) add(c byte) { b[c>>6&1] |= 1 << (c & 63) }
+
+func (b asciiBits) count() int { return bits.OnesCount64(b[0]) + bits.OnesCount64(b[1]) }
+
+// bitsOf returns the members of set.
+func bitsOf(set *byteSet) asciiBits {
+	var b asciiBits
+	for c := byte(0); c < 0x80; c++ {
+		if set[c] {
+			b.add(c)
+		}
+	}
+	return b
+}
+
+// byteSetOf returns b as a byteSet, nil if b is empty.
+func byteSetOf(b asciiBits) *byteSet {
+	if b == (asciiBits{}) {
+		return nil
+	}
+	set := new(byteSet)
+	for w, word := range b {
+		for ; word != 0; word &= word - 1 {
+			set[w*64+bits.TrailingZeros64(word)] = true
+		}
+	}
+	return set
+}
+
+// How a run finds its longest extent.
 const (
-	followAny = iota
-	followSet
-	followEnd
+	scanSet = iota
+	scanAll
+	scanNot
 )
 
 // fastMaxMemo bounds the memo, in bits; a longer text or larger program is
@@ -88,70 +153,122 @@ func compileFast(expr string) *fastProg {
 	}
 	c.emit(fastInst{op: fSave, n: 1})
 	c.emit(fastInst{op: fMatch})
+	// The members of each class and run, and each literal's first byte.
+	sets := make([]asciiBits, len(c.p.insts))
+	for i := range c.p.insts {
+		switch in := &c.p.insts[i]; in.op {
+		case fClass, fRun:
+			sets[i] = bitsOf(in.set)
+		case fLit:
+			sets[i].add(in.lit[0])
+		}
+	}
+	visited := make([]bool, len(c.p.insts))
+	first := func(pc int) (asciiBits, admit) {
+		clear(visited)
+		var b asciiBits
+		var a admit
+		c.p.first(pc, sets, visited, &b, &a)
+		a.set = byteSetOf(b)
+		return b, a
+	}
 	for i := range c.p.insts {
 		in := &c.p.insts[i]
 		in.memo = -1
-		if in.op == fSplit || in.op == fRun {
+		switch in.op {
+		case fSplit:
 			in.memo = c.p.memo
 			c.p.memo++
-		}
-		if in.op == fRun {
-			in.follow, in.followSet = c.p.first(i + 1)
-			in.det = in.follow == followEnd || in.follow == followSet && disjoint(in.set, in.followSet)
+			_, in.firstX = first(in.x)
+			_, in.firstY = first(in.y)
+		case fRun:
+			in.memo = c.p.memo
+			c.p.memo++
+			var follow asciiBits
+			follow, in.follow = first(i + 1)
+			in.det = !in.follow.any && follow[0]&sets[i][0] == 0 && follow[1]&sets[i][1] == 0
+			in.followByte = -1
+			if !in.follow.any && !in.follow.end && follow.count() == 1 {
+				in.followByte = bits.TrailingZeros64(follow[0])
+				if follow[0] == 0 {
+					in.followByte = 64 + bits.TrailingZeros64(follow[1])
+				}
+			}
+			missing := asciiBits{^sets[i][0], ^sets[i][1]}
+			switch missing.count() {
+			case 0:
+				in.scan = scanAll
+			case 1:
+				in.scan, in.stop = scanNot, byte(bits.TrailingZeros64(missing[0]))
+				if missing[0] == 0 {
+					in.stop = byte(64 + bits.TrailingZeros64(missing[1]))
+				}
+			}
+		case fLit:
+			for j := 0; j < len(in.lit); j += 8 {
+				var w [8]byte
+				n := copy(w[:], in.lit[j:])
+				in.words = append(in.words, binary.LittleEndian.Uint64(w[:]))
+				in.mask = ^uint64(0) >> (64 - 8*n)
+			}
 		}
 	}
 	return c.p
 }
 
-// first tells what the program needs first from pc on: a byte of a set, the
-// end of the text, or nothing known. Captures and jumps are looked through.
-func (p *fastProg) first(pc int) (uint8, *byteSet) {
-	for steps := 0; steps < len(p.insts); steps++ {
+// first adds to b and a what the program can start with from pc on, given
+// the members of each instruction's set. Captures and jumps are looked
+// through, and both branches of a split.
+func (p *fastProg) first(pc int, sets []asciiBits, visited []bool, b *asciiBits, a *admit) {
+	for !visited[pc] {
+		visited[pc] = true
 		in := &p.insts[pc]
 		switch in.op {
 		case fSave:
 			pc++
 		case fJmp:
 			pc = in.x
-		case fLit:
-			set := new(byteSet)
-			set[in.lit[0]] = true
-			return followSet, set
-		case fClass:
-			return followSet, in.set
+		case fSplit:
+			p.first(in.x, sets, visited, b, a)
+			pc = in.y
+		case fLit, fClass:
+			b[0], b[1] = b[0]|sets[pc][0], b[1]|sets[pc][1]
+			return
 		case fRun:
+			b[0], b[1] = b[0]|sets[pc][0], b[1]|sets[pc][1]
 			if in.min > 0 {
-				return followSet, in.set
+				return
 			}
-			return followAny, nil
+			pc++
 		case fEnd:
-			return followEnd, nil
-		default:
-			return followAny, nil
+			a.end = true
+			return
+		default: // assertions and the match
+			a.any = true
+			return
 		}
 	}
-	return followAny, nil
 }
 
-// disjoint reports whether a and b have no byte in common.
-func disjoint(a, b *byteSet) bool {
-	for i := range a {
-		if a[i] && b[i] {
-			return false
+// runEnd returns where the longest run of in's set from pos, but not past
+// limit, ends. text is ASCII.
+func (in *fastInst) runEnd(text []byte, pos, limit int) int {
+	switch in.scan {
+	case scanAll:
+		return limit
+	case scanNot:
+		if j := bytes.IndexByte(text[pos:limit], in.stop); j >= 0 {
+			return pos + j
+		}
+		return limit
+	}
+	set := in.set
+	for i, c := range text[pos:limit] {
+		if !set[c] {
+			return pos + i
 		}
 	}
-	return true
-}
-
-// tryEnd reports whether a run's continuation can start at e.
-func (in *fastInst) tryEnd(text []byte, e int) bool {
-	switch in.follow {
-	case followSet:
-		return e < len(text) && in.followSet[text[e]]
-	case followEnd:
-		return e == len(text)
-	}
-	return true
+	return limit
 }
 
 type fastCompiler struct{ p *fastProg }
@@ -464,15 +581,35 @@ func (m *fastMachine) atWordBoundary(pos int) bool {
 }
 
 func (m *fastMachine) run(pc, pos int) bool {
-	text := m.text
+	text, insts := m.text, m.p.insts
 	for {
-		in := &m.p.insts[pc]
+		in := &insts[pc]
 		switch in.op {
 		case fLit:
-			if len(text)-pos < len(in.lit) || string(text[pos:pos+len(in.lit)]) != string(in.lit) {
+			n := len(in.lit)
+			switch rest := len(text) - pos; {
+			case rest < n:
+				return false
+			case n <= 8 && rest >= 8:
+				if binary.LittleEndian.Uint64(text[pos:])&in.mask != in.words[0] {
+					return false
+				}
+			case rest >= 8*len(in.words):
+				// 8 bytes at a time, the last word masked.
+				t := text[pos:]
+				last := len(in.words) - 1
+				for j, w := range in.words[:last] {
+					if binary.LittleEndian.Uint64(t[8*j:]) != w {
+						return false
+					}
+				}
+				if binary.LittleEndian.Uint64(t[8*last:])&in.mask != in.words[last] {
+					return false
+				}
+			case string(text[pos:pos+n]) != string(in.lit):
 				return false
 			}
-			pos += len(in.lit)
+			pos += n
 			pc++
 		case fClass:
 			if pos >= len(text) || !in.set[text[pos]] {
@@ -481,52 +618,68 @@ func (m *fastMachine) run(pc, pos int) bool {
 			pos++
 			pc++
 		case fRun:
-			set, limit := in.set, len(text)
+			limit := len(text)
 			if in.max >= 0 && pos+in.max < limit {
 				limit = pos + in.max
 			}
-			e := pos
-			for e < limit && set[text[e]] {
-				e++
-			}
-			n := e - pos
-			if n < in.min {
+			lo := pos + in.min
+			if lo > limit {
 				return false
 			}
-			if in.det {
-				if !in.tryEnd(text, e) {
+			if in.det || in.greedy || in.scan != scanSet {
+				// The longest run first.
+				e := in.runEnd(text, pos, limit)
+				if e < lo {
 					return false
 				}
-				pos = e
-				pc++
-				continue
+				if in.det {
+					if !in.follow.ok(text, e) {
+						return false
+					}
+					pos = e
+					pc++
+					continue
+				}
+				if in.greedy {
+					return m.runDown(in, pc, lo, e)
+				}
+				return m.runUp(in, pc, lo, e)
 			}
-			// The run's memo row remembers where its continuation was tried.
+			// A lazy run of a set that takes a byte loop: the shortest
+			// first, grown a byte at a time, without looking further
+			// than needed.
+			set := in.set
+			for e := pos; e < lo; e++ {
+				if !set[text[e]] {
+					return false
+				}
+			}
 			mark := len(*m.trail)
-			if in.greedy {
-				for e := pos + n; e >= pos+in.min; e-- {
-					if in.tryEnd(text, e) && !m.seen(in.memo, e) {
-						if m.run(pc+1, e) {
-							return true
-						}
-						m.undo(mark)
+			for e := lo; ; e++ {
+				if in.follow.ok(text, e) && !m.seen(in.memo, e) {
+					if m.run(pc+1, e) {
+						return true
 					}
+					m.undo(mark)
 				}
-			} else {
-				for e := pos + in.min; e <= pos+n; e++ {
-					if in.tryEnd(text, e) && !m.seen(in.memo, e) {
-						if m.run(pc+1, e) {
-							return true
-						}
-						m.undo(mark)
-					}
+				if e >= limit || !set[text[e]] {
+					return false
 				}
 			}
-			return false
 		case fSplit:
 			// Every loop passes a split, so every state is explored once.
 			if m.seen(in.memo, pos) {
 				return false
+			}
+			// A branch that cannot start here is not tried; when only
+			// one can, it is taken without recursion.
+			if !in.firstX.ok(text, pos) {
+				pc = in.y
+				continue
+			}
+			if !in.firstY.ok(text, pos) {
+				pc = in.x
+				continue
 			}
 			mark := len(*m.trail)
 			if m.run(in.x, pos) {
@@ -566,18 +719,75 @@ func (m *fastMachine) run(pc, pos int) bool {
 	}
 }
 
+// runDown tries the continuation of the greedy run in (at pc) at each end
+// from hi down to lo that its continuation admits.
+func (m *fastMachine) runDown(in *fastInst, pc, lo, hi int) bool {
+	text := m.text
+	mark := len(*m.trail)
+	for e := hi; e >= lo; e-- {
+		if in.followByte >= 0 {
+			// Straight to the last end before e that has the byte.
+			j := bytes.LastIndexByte(text[lo:min(e+1, len(text))], byte(in.followByte))
+			if j < 0 {
+				return false
+			}
+			e = lo + j
+		} else if !in.follow.ok(text, e) {
+			continue
+		}
+		if !m.seen(in.memo, e) {
+			if m.run(pc+1, e) {
+				return true
+			}
+			m.undo(mark)
+		}
+	}
+	return false
+}
+
+// runUp tries the continuation of the lazy run in (at pc) at each end from
+// lo up to hi that its continuation admits.
+func (m *fastMachine) runUp(in *fastInst, pc, lo, hi int) bool {
+	text := m.text
+	mark := len(*m.trail)
+	for e := lo; e <= hi; e++ {
+		if in.followByte >= 0 {
+			// Straight to the next end from e that has the byte.
+			if e >= len(text) {
+				return false
+			}
+			j := bytes.IndexByte(text[e:min(hi+1, len(text))], byte(in.followByte))
+			if j < 0 {
+				return false
+			}
+			e += j
+		} else if !in.follow.ok(text, e) {
+			continue
+		}
+		if !m.seen(in.memo, e) {
+			if m.run(pc+1, e) {
+				return true
+			}
+			m.undo(mark)
+		}
+	}
+	return false
+}
+
 // isASCII reports whether b holds only bytes below 0x80.
 func isASCII(b []byte) bool {
+	var or uint64
+	for len(b) >= 32 {
+		or |= binary.LittleEndian.Uint64(b[0:8]) | binary.LittleEndian.Uint64(b[8:16]) |
+			binary.LittleEndian.Uint64(b[16:24]) | binary.LittleEndian.Uint64(b[24:32])
+		b = b[32:]
+	}
 	for len(b) >= 8 {
-		if binary.LittleEndian.Uint64(b)&0x8080808080808080 != 0 {
-			return false
-		}
+		or |= binary.LittleEndian.Uint64(b)
 		b = b[8:]
 	}
 	for _, c := range b {
-		if c >= 0x80 {
-			return false
-		}
+		or |= uint64(c)
 	}
-	return true
+	return or&0x8080808080808080 == 0
 }

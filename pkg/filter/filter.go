@@ -365,24 +365,31 @@ func parseAddr(b []byte) (netip.Addr, bool) {
 // and netip.ParseAddr decides.
 func parseIPv4(b []byte) (netip.Addr, bool) {
 	var ip [4]byte
-	field, i := 0, 0
-	for field < 4 {
-		start, v := i, 0
-		for i < len(b) && i-start < 3 && b[i] >= '0' && b[i] <= '9' {
-			v = v*10 + int(b[i]-'0')
-			i++
-		}
-		if i == start || v > 255 || (i-start > 1 && b[start] == '0') {
-			return netip.Addr{}, false
-		}
-		ip[field] = byte(v)
-		field++
-		if field < 4 {
+	i := 0
+	for field := range ip {
+		if field > 0 {
 			if i >= len(b) || b[i] != '.' {
 				return netip.Addr{}, false
 			}
 			i++
 		}
+		// One to three digits, no leading zero, at most 255.
+		if i >= len(b) || b[i]-'0' > 9 {
+			return netip.Addr{}, false
+		}
+		v := uint(b[i] - '0')
+		i++
+		for k := 1; k < 3 && i < len(b) && b[i]-'0' <= 9; k++ {
+			if v == 0 {
+				return netip.Addr{}, false
+			}
+			v = v*10 + uint(b[i]-'0')
+			i++
+		}
+		if v > 255 {
+			return netip.Addr{}, false
+		}
+		ip[field] = byte(v)
 	}
 	if i != len(b) {
 		return netip.Addr{}, false

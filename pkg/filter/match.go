@@ -110,6 +110,39 @@ type Matcher struct {
 	ts   logtime.Cache
 	tags [tagSlots]tagSlot
 	fast fastScratch
+	host hostCache
+}
+
+// hostCache remembers the host name of the last syslog header, which is
+// the same on most lines of a log: the header parse then starts at the tag.
+type hostCache struct {
+	word [2]uint64 // the host name and its blank, little-endian
+	mask [2]uint64 // the bytes of word that hold them
+	n    int       // their length, at most 16; 0: nothing cached
+}
+
+// skip reports whether b starts with the cached host name and its blank.
+func (h *hostCache) skip(b []byte) bool {
+	if h.n == 0 || len(b) < 16 {
+		return false
+	}
+	return binary.LittleEndian.Uint64(b)&h.mask[0] == h.word[0] &&
+		binary.LittleEndian.Uint64(b[8:])&h.mask[1] == h.word[1]
+}
+
+// set caches b[:n], a host name and its blank, if it is short enough and b
+// holds 16 bytes to compare with.
+func (h *hostCache) set(b []byte, n int) {
+	h.n = 0
+	if n > 16 || len(b) < 16 {
+		return
+	}
+	for w := range h.word {
+		k := min(max(n-8*w, 0), 8) // bytes of the name in this word
+		h.mask[w] = ^uint64(0) >> (64 - 8*k)
+		h.word[w] = binary.LittleEndian.Uint64(b[8*w:]) & h.mask[w]
+	}
+	h.n = n
 }
 
 // tagSlots is the size of a Matcher's direct-mapped cache of syslog tags;
@@ -133,7 +166,7 @@ func (f *Filter) NewMatcher() *Matcher { return f.set.NewMatcher() }
 
 // Match is Set.Match.
 func (m *Matcher) Match(line []byte, ref time.Time, dst []event.Event) []event.Event {
-	lc := lineCtx{line: line, ref: ref, tc: &m.ts, fast: &m.fast}
+	lc := lineCtx{line: line, ref: ref, tc: &m.ts, fast: &m.fast, host: &m.host}
 	return m.set.match(&lc, m, dst)
 }
 
@@ -224,7 +257,9 @@ type lineCtx struct {
 	ascii     bool // the line holds only ASCII: the fast matcher may run
 
 	tc   *logtime.Cache // nil: no cache
+	hit  logtime.Hit    // what tc learnt of the timestamp, for timestamp
 	fast *fastScratch   // the fast matcher's memory; nil: from a pool
+	host *hostCache     // nil: no cache
 
 	hdrDone bool
 	hdrOK   bool
@@ -267,7 +302,7 @@ const maxFastCaps = 24
 func (lc *lineCtx) message() {
 	if !lc.offDone {
 		if lc.tc != nil {
-			lc.msgOff, _ = lc.tc.Len(lc.line)
+			lc.msgOff, _, lc.hit = lc.tc.LenHit(lc.line)
 		} else {
 			lc.msgOff, _ = logtime.Len(lc.line)
 		}
@@ -279,7 +314,7 @@ func (lc *lineCtx) message() {
 func (lc *lineCtx) timestamp() {
 	if !lc.tsDone {
 		if lc.tc != nil {
-			lc.t, lc.msgOff, _ = lc.tc.ParsePrefix(lc.line, lc.ref)
+			lc.t, lc.msgOff, _ = lc.tc.ParseHit(lc.line, lc.ref, lc.hit)
 		} else {
 			lc.t, lc.msgOff, _ = logtime.ParsePrefix(lc.line, lc.ref)
 		}
@@ -319,21 +354,30 @@ func (lc *lineCtx) header() bool {
 	lc.hdrDone = true
 	lc.message()
 	line := lc.line
-	// The first word: the host name, or already the tag when it ends in
-	// ':' or holds '['.
-	sp := bytes.IndexByte(line[lc.msgOff:], ' ')
-	if sp <= 0 {
-		return false
-	}
-	start, i := lc.msgOff, lc.msgOff+sp
-	if line[i-1] != ':' && bytes.IndexByte(line[start:i], '[') < 0 {
-		start = i + 1
-		sp = bytes.IndexByte(line[start:], ' ')
-		if sp < 0 {
+	start := lc.msgOff
+	if h := lc.host; h != nil && h.skip(line[start:]) {
+		// The cached host name and its blank: what the parse below would
+		// find, as it looks at no byte beyond them to skip the host.
+		start += h.n
+	} else {
+		// The first word: the host name, or already the tag when it ends
+		// in ':' or holds '['.
+		sp := bytes.IndexByte(line[start:], ' ')
+		if sp <= 0 {
 			return false
 		}
-		i = start + sp
+		if i := start + sp; line[i-1] != ':' && bytes.IndexByte(line[start:i], '[') < 0 {
+			if h != nil {
+				h.set(line[start:], sp+1)
+			}
+			start = i + 1
+		}
 	}
+	sp := bytes.IndexByte(line[start:], ' ')
+	if sp < 0 {
+		return false
+	}
+	i := start + sp
 	// line[start:i] is "postfix/smtpd[123]:" or "dovecot:".
 	end := i - 1
 	if end-start < 1 || line[end] != ':' {
@@ -341,7 +385,7 @@ func (lc *lineCtx) header() bool {
 	}
 	if line[end-1] == ']' {
 		j := end - 2
-		for j > start && line[j] >= '0' && line[j] <= '9' {
+		for j > start && line[j]-'0' <= 9 {
 			j--
 		}
 		if j <= start || line[j] != '[' || j == end-2 {

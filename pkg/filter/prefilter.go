@@ -25,7 +25,8 @@ type prefilter struct {
 	lits   []string
 	litb   [][]byte // lits, as bytes for bytes.Index
 	stride int
-	bits   uint // log2 of the hash table size
+	bits   uint   // log2 of the hash table size
+	mask   uint32 // 2^bits - 1
 	bitmap *[bitmapWords]uint64
 	start  []uint32 // hash → first index into grams; start[h+1] ends it
 	grams  []gramEntry
@@ -151,6 +152,7 @@ func newPrefilter(lits []string) *prefilter {
 		p.bits++
 	}
 	size := 1 << p.bits
+	p.mask = uint32(size - 1)
 	p.bitmap = new([bitmapWords]uint64)
 	sort.SliceStable(entries, func(i, j int) bool { return p.hash(entries[i].gram) < p.hash(entries[j].gram) })
 	p.grams = entries
@@ -166,7 +168,12 @@ func newPrefilter(lits []string) *prefilter {
 	return p
 }
 
-func (p *prefilter) hash(g uint32) uint32 { return (g * 0x9E3779B1) >> (32 - p.bits) }
+// hash returns the slot of gram g: the low bits of the top 16 bits of a
+// 64-bit multiplicative hash, which all of g's bits stir (next computes it
+// inline).
+func (p *prefilter) hash(g uint32) uint32 {
+	return uint32(uint64(g)*0x9E3779B97F4A7C15>>48) & p.mask
+}
 
 // scan records in found every literal that occurs in line and reports
 // whether there was any.
@@ -181,15 +188,30 @@ func (p *prefilter) scan(line []byte, found *litset) bool {
 	if len(p.grams) == 0 {
 		return any
 	}
-	k, shift, bm := p.stride, 32-p.bits, p.bitmap
-	for i := 0; i < len(line)-(gramLen-1); i += k {
-		g := binary.LittleEndian.Uint32(line[i : i+gramLen])
-		h := (g * 0x9E3779B1) >> shift
-		if bm[h>>6&(bitmapWords-1)]&(1<<(h&63)) != 0 && p.verify(line, i, g, h, found) {
+	for i := 0; ; i += p.stride {
+		var g, h uint32
+		if i, g, h = p.next(line, i); i < 0 {
+			return any
+		}
+		if p.verify(line, i, g, h, found) {
 			any = true
 		}
 	}
-	return any
+}
+
+// next returns the first sampled position from i on whose gram's hash is in
+// the bitmap, with the gram and the hash; -1 if there is none.
+func (p *prefilter) next(line []byte, i int) (int, uint32, uint32) {
+	k, mask, bm := p.stride, p.mask, p.bitmap
+	for ; i+gramLen <= len(line); i += k {
+		b := line[i : i+gramLen : i+gramLen]
+		g := uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
+		h := uint32(uint64(g)*0x9E3779B97F4A7C15>>48) & mask
+		if bm[h>>6&(bitmapWords-1)]&(1<<(h&63)) != 0 {
+			return i, g, h
+		}
+	}
+	return -1, 0, 0
 }
 
 // verify checks the literals registered under hash h against line, where

@@ -1,6 +1,9 @@
 package logtime
 
-import "time"
+import (
+	"encoding/binary"
+	"time"
+)
 
 // Cache makes ParsePrefix cheaper for the lines of one log, which mostly
 // share their timestamp's minute with the line before: it remembers the
@@ -21,11 +24,25 @@ type Cache struct {
 	// it (and not in an earlier year, which depends on the seconds).
 	refYear int
 	ownYear bool
+	gen     uint32 // changes whenever the cached minute does
+	// The whole timestamp of the last hit (lastN bytes; 0: none) and its
+	// seconds, valid while gen is lastGen: lines of a busy log share their
+	// second too.
+	last           [48]byte
+	lastN          int
+	lastSS, lastNs int
+	lastGen        uint32
 }
 
 // ParsePrefix is ParsePrefix with the cache.
 func (c *Cache) ParsePrefix(line []byte, ref time.Time) (time.Time, int, bool) {
-	if n, ss, nsec, ok := c.hit(line); ok && c.timed && c.sameRef(ref) {
+	n, ss, nsec, ok := c.hit(line)
+	return c.parse(line, ref, n, ss, nsec, ok)
+}
+
+// parse is ParsePrefix, given what hit says of line.
+func (c *Cache) parse(line []byte, ref time.Time, n, ss, nsec int, hit bool) (time.Time, int, bool) {
+	if hit && c.timed && c.sameRef(ref) {
 		t := c.base.Add(time.Duration(ss)*time.Second + time.Duration(nsec))
 		switch {
 		case c.kind == 's' && t.After(ref.Add(Slack)):
@@ -44,29 +61,66 @@ func (c *Cache) ParsePrefix(line []byte, ref time.Time) (time.Time, int, bool) {
 
 // Len is Len, faster when line's timestamp has the cached one's minute.
 func (c *Cache) Len(line []byte) (int, bool) {
-	if n, _, _, ok := c.hit(line); ok {
-		return n, true
+	n, ok, _ := c.LenHit(line)
+	return n, ok
+}
+
+// A Hit is what LenHit learnt of a line whose timestamp has the cached
+// minute, so that ParseHit need not read it again.
+type Hit struct {
+	n, ss, nsec int32
+	gen         uint32 // the cache's gen at the hit; 0: no hit
+}
+
+// LenHit is Len, and also returns what it learnt of line for ParseHit.
+func (c *Cache) LenHit(line []byte) (int, bool, Hit) {
+	if n, ss, nsec, ok := c.hit(line); ok {
+		return n, true, Hit{n: int32(n), ss: int32(ss), nsec: int32(nsec), gen: c.gen}
 	}
 	n, ok := Len(line)
 	if ok {
 		c.remember(line[:n], time.Time{}, time.Time{}, false)
 	}
-	return n, ok
+	return n, ok, Hit{}
+}
+
+// ParseHit is ParsePrefix for the line that LenHit returned h for (the
+// same bytes), cheaper when the cache has not changed since.
+func (c *Cache) ParseHit(line []byte, ref time.Time, h Hit) (time.Time, int, bool) {
+	if h.gen != 0 && h.gen == c.gen {
+		return c.parse(line, ref, int(h.n), int(h.ss), int(h.nsec), true)
+	}
+	return c.ParsePrefix(line, ref)
 }
 
 // hit reports whether line starts with a timestamp of the cached minute,
 // with its length and seconds.
 func (c *Cache) hit(line []byte) (n, ss, nsec int, ok bool) {
-	if c.klen == 0 || len(line) <= c.sec+2 || string(line[:c.sec]) != string(c.key[:c.sec]) {
+	if n := c.lastN; n > 0 && c.lastGen == c.gen && len(line) > n && equalPrefix(line, &c.last, n) {
+		// The timestamp of the last hit, byte for byte: hit would read
+		// the same seconds and the same rest (which ends in a blank, or
+		// it would not have been kept), and look at no byte beyond them
+		// but the one checked here (see the end of hit).
+		if line[n] != ' ' && line[n] != '+' && line[n] != '-' {
+			return n, c.lastSS, c.lastNs, true
+		}
+	}
+	sec := c.sec
+	if c.klen == 0 || len(line) <= sec+2 || !equalPrefix(line, &c.key, sec) {
 		return 0, 0, 0, false
 	}
 	// Read the seconds; the rest must be the cached rest, exactly, and
 	// what follows it no blank (more blanks) and no zone (Exim's " +0100"
 	// after a zone-less time), or nothing.
-	ss, nsec, end, ok := seconds(line, c.sec)
-	suf := c.key[c.sec:c.klen]
-	if !ok || len(line) < end+len(suf) || string(line[end:end+len(suf)]) != string(suf) {
+	ss, nsec, end, ok := seconds(line, sec)
+	suf := c.key[sec:c.klen]
+	if !ok || len(line) < end+len(suf) {
 		return 0, 0, 0, false
+	}
+	for i, b := range suf {
+		if line[end+i] != b {
+			return 0, 0, 0, false
+		}
 	}
 	n = end + len(suf)
 	// The parsers look at most two bytes past a timestamp, and only when
@@ -78,8 +132,29 @@ func (c *Cache) hit(line []byte) (n, ss, nsec int, ok bool) {
 		return 0, 0, 0, false
 	case line[n] == ' ' || line[n] == '+' || line[n] == '-':
 		return 0, 0, 0, false
+	default:
+		if n <= len(c.last) {
+			copy(c.last[:], line[:n])
+			c.lastN, c.lastSS, c.lastNs, c.lastGen = n, ss, nsec, c.gen
+		}
 	}
 	return n, ss, nsec, true
+}
+
+// equalPrefix reports whether line and key start with the same n bytes; line
+// holds at least n, and n is at most len(key).
+func equalPrefix(line []byte, key *[48]byte, n int) bool {
+	if n < 8 {
+		return string(line[:n]) == string(key[:n])
+	}
+	// Eight bytes at a time, the last eight overlapping the ones before.
+	i := 0
+	for ; i+8 < n; i += 8 {
+		if binary.LittleEndian.Uint64(line[i:]) != binary.LittleEndian.Uint64(key[i:]) {
+			return false
+		}
+	}
+	return binary.LittleEndian.Uint64(line[n-8:]) == binary.LittleEndian.Uint64(key[n-8:])
 }
 
 // seconds reads "ss" and an optional fraction at i, as clock does.
@@ -113,6 +188,9 @@ func seconds(b []byte, i int) (ss, nsec, end int, ok bool) {
 // timed false, only its form, for Len.
 func (c *Cache) remember(ts []byte, t, ref time.Time, timed bool) {
 	c.klen, c.timed = 0, false
+	if c.gen++; c.gen == 0 { // 0 marks no hit
+		c.gen++
+	}
 	// The clock: the first "dd:dd:dd" of the timestamp.
 	p := -1
 	for i := 0; i+8 <= len(ts); i++ {

@@ -18,6 +18,16 @@ func checkCache(t *testing.T, c *Cache, line string, ref time.Time) {
 	if n, ok := c.Len([]byte(line)); n != wn || ok != wok {
 		t.Fatalf("%q: cache's Len gave %d %v, Len %d %v", line, n, ok, wn, wok)
 	}
+	// LenHit, then ParseHit with what it learnt, as a Matcher does.
+	n, ok, h := c.LenHit([]byte(line))
+	if n != wn || ok != wok {
+		t.Fatalf("%q: cache's LenHit gave %d %v, Len %d %v", line, n, ok, wn, wok)
+	}
+	want, wn, wok = ParsePrefix([]byte(line), ref)
+	got, n, ok = c.ParseHit([]byte(line), ref, h)
+	if ok != wok || n != wn || !got.Equal(want) || got.Location().String() != want.Location().String() {
+		t.Fatalf("%q (ref %s): cache's ParseHit gave %v %d %v, ParsePrefix %v %d %v", line, ref, got, n, ok, want, wn, wok)
+	}
 }
 
 func TestCacheMatchesParsePrefix(t *testing.T) {
@@ -52,6 +62,10 @@ func TestCacheMatchesParsePrefix(t *testing.T) {
 			"2026-11-28 02:00:47 [123] x", "2026-11-28 02:00:48.123 [123] x", "2026-11-28 02:00:49 +0100 x", "2026-11-28 02:00:49 +0200 x", "2026-11-28 02:00:50 x"}},
 		{"time of day", []time.Time{ref, ref, ref.Add(time.Hour), ref}, []string{
 			"11:59:01 a", "11:59:02 a", "11:59:03 a", "12:59:59 a", "13:00:01 a", "13:00:02 a"}},
+		{"one second, different tails", []time.Time{ref}, []string{
+			"Nov 28 02:00:19 mx a", "Nov 28 02:00:19 mx b", "Nov 28 02:00:19  mx c", "Nov 28 02:00:19 +0100 x", "Nov 28 02:00:19 -x",
+			"Nov 28 02:00:19", "Nov 28 02:00:19 ", "Nov 28 02:00:19 mx d", "2026-11-28 02:00:49 x", "2026-11-28 02:00:49 +0100 x",
+			"2026-11-28 02:00:49 y", "2026-11-28 02:00:49.5 y", "2026-11-28 02:00:49 y"}},
 		{"not timestamps", []time.Time{ref}, []string{
 			"Nov 28 02:00:19 a", "Nov 28 02:00:1x a", "hello", "Nov 28 02:00:19", "Foo 28 02:00:19 a", "@400000004c91b044077a9e94 a", "Nov 28 25:00:19 a", "2026-02-30 02:00:19 a"}},
 	}

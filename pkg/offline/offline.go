@@ -107,7 +107,7 @@ func Run(ctx context.Context, set *filter.Set, inputs []Input, onMatch func(*Mat
 		n := 0
 		for {
 			line, err := br.ReadSlice('\n')
-			if errors.Is(err, bufio.ErrBufferFull) {
+			if err != nil && errors.Is(err, bufio.ErrBufferFull) {
 				// An overlong line: skip to its end.
 				for errors.Is(err, bufio.ErrBufferFull) {
 					_, err = br.ReadSlice('\n')
