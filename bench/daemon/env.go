@@ -259,6 +259,7 @@ type jailStatus struct {
 	Lines   int64  `json:"lines"`
 	Events  int64  `json:"events"`
 	Strikes int64  `json:"strikes"`
+	Tracked int64  `json:"tracked"`
 	Bans    int64  `json:"bans_since_start"`
 	Active  int    `json:"active_bans"`
 	Logs    []struct {

@@ -11,6 +11,16 @@ import (
 	"github.com/banwatch/banwatch/pkg/source"
 )
 
+// holdStrikes is how many strikes the processor's batch holds at most
+// while the committer is busy; then it waits for the committer (and the
+// sources for it). Strikes waiting for the store cost about 200 bytes
+// each with their lines, twice that with the heap's headroom.
+const holdStrikes = 4 * batchLines
+
+// quietLines is how many lines in releaseQuiet still make a burst, whose
+// memory is not given back yet.
+const quietLines = 1000
+
 // process reads lines until ctx is done, matches them, counts strikes and
 // hands batches to the committer. It hands over what it has once it is ripe
 // (it holds bans, is full, or batchAge old) and the committer is free, and a
@@ -28,25 +38,37 @@ func (g *generation) process(ctx context.Context, lines <-chan []source.Line, ba
 	// After a burst of lines, once the logs are quiet, the heap the burst
 	// grew is given back to the system: the garbage collector lets the
 	// heap grow to twice what is live, and the runtime returns the rest
-	// only slowly.
-	release := time.NewTimer(releaseQuiet)
-	release.Stop()
-	defer release.Stop()
-	burst := 0
+	// only after a collection that sees it free, which may not come for
+	// long once the lines are few. The burst's strikes (with their
+	// lines) are garbage only once committed, so the committer gives the
+	// heap back, as a control request (which it runs only when the store
+	// holds every batch it took), offered once quiet and the processor's
+	// batch handed over; releasing is the channel to offer it on, or nil.
+	// The logs are quiet when fewer than quietLines came in the last
+	// releaseQuiet: a busy server's trickle does not hold it back.
+	quiet := time.NewTimer(releaseQuiet)
+	quiet.Stop()
+	defer quiet.Stop()
+	var releasing chan<- func(context.Context)
+	burst := 0       // lines since the last release
+	recent := 0      // lines since quiet was set, once burst made it so
+	waiting := false // quiet is set
 	var ref time.Time
 	for {
 		// A ripe batch is offered to the committer while waiting for
-		// lines; an unripe one when it will be ripe. A nil channel
-		// disables its case.
+		// lines; an unripe one when it will be ripe; the release of a
+		// burst's memory once no batch is left. A nil channel disables
+		// its case.
 		var out chan<- *batch
 		var ripening <-chan time.Time
-		if !b.empty() {
-			if t := now(); b.ripe(t) {
-				out = batches
-			} else {
-				ripen.Reset(batchAge - t.Sub(b.started))
-				ripening = ripen.C
-			}
+		var release chan<- func(context.Context)
+		if b.empty() {
+			release = releasing
+		} else if t := now(); b.ripe(t) {
+			out = batches
+		} else {
+			ripen.Reset(batchAge - t.Sub(b.started))
+			ripening = ripen.C
 		}
 		select {
 		case <-ripening:
@@ -72,9 +94,16 @@ func (g *generation) process(ctx context.Context, lines <-chan []source.Line, ba
 					jr.jail.MarkBanned(m.prefix, m.end)
 				}
 			}
-		case <-release.C:
-			burst = 0
-			debug.FreeOSMemory()
+		case <-quiet.C:
+			if recent >= quietLines {
+				recent = 0
+				quiet.Reset(releaseQuiet)
+				break
+			}
+			burst, recent, waiting = 0, 0, false
+			releasing = g.ctl
+		case release <- freeOSMemory:
+			releasing = nil
 		case <-sweep.C:
 			t := now()
 			for _, jr := range g.jails {
@@ -88,6 +117,7 @@ func (g *generation) process(ctx context.Context, lines <-chan []source.Line, ba
 			}
 			g.handle(ctx, ls, b, ref)
 			burst += len(ls)
+			recent += len(ls)
 			// Take what is waiting, up to a batch, without blocking.
 		drain:
 			for b.lines < batchLines {
@@ -95,12 +125,14 @@ func (g *generation) process(ctx context.Context, lines <-chan []source.Line, ba
 				case ls = <-lines:
 					g.handle(ctx, ls, b, ref)
 					burst += len(ls)
+					recent += len(ls)
 				default:
 					break drain
 				}
 			}
-			if burst >= releaseAfter {
-				release.Reset(releaseQuiet)
+			if burst >= releaseAfter && !waiting {
+				recent, waiting = 0, true
+				quiet.Reset(releaseQuiet)
 			}
 			if b.ripe(now()) {
 				select {
@@ -109,7 +141,7 @@ func (g *generation) process(ctx context.Context, lines <-chan []source.Line, ba
 				default:
 					// The committer is busy: keep filling this batch, unless
 					// it has grown so large that waiting is better.
-					if len(b.strikes) >= retryStrikes/4 {
+					if len(b.strikes) >= holdStrikes {
 						select {
 						case batches <- b:
 							b = newBatch()
@@ -214,3 +246,7 @@ func (g *generation) match(ctx context.Context, jr *jailRun, l *source.Line, b *
 		g.askDNSBL(ctx, jr, ev.Addr.Unmap(), ev.Time)
 	}
 }
+
+// freeOSMemory runs a garbage collection and returns the free heap to the
+// system; a control request for the committer.
+func freeOSMemory(context.Context) { debug.FreeOSMemory() }

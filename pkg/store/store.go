@@ -40,6 +40,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	_ "github.com/mattn/go-sqlite3" // the "sqlite3" database/sql driver
 )
@@ -50,6 +51,18 @@ const busyTimeoutMS = 10000
 
 // readConns is the size of the read pool.
 const readConns = 4
+
+// Page caches, in KiB per connection (SQLite's cache_size, negative). The
+// writer's is large: a commit inserts into indexes over every strike and
+// ban, at addresses all over them. The readers' caches are small: they
+// scan (the start-up load, history) rather than come back to pages, and
+// an idle reader is closed after readIdle, its cache with it, so that a
+// start-up load of millions of bans leaves no cache behind.
+const (
+	writeCacheKiB = 16384
+	readCacheKiB  = 2048
+	readIdle      = time.Minute
+)
 
 // chunk is how many rows Expire and Prune change per transaction, so that a
 // mass expiry does not hold the writer for seconds while batches wait.
@@ -114,7 +127,6 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error)
 	opts.Set("_synchronous", "NORMAL") // see the package doc, Durability
 	opts.Set("_busy_timeout", fmt.Sprint(busyTimeoutMS))
 	opts.Set("_foreign_keys", "on")
-	opts.Set("_cache_size", "-16384") // KiB per connection
 	// SQLite's multi-thread mode (SQLITE_OPEN_NOMUTEX): database/sql never
 	// uses one connection from two goroutines at once, so SQLite's own
 	// per-call connection mutex (serialized mode) is pure cost, 10% of
@@ -126,8 +138,10 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error)
 		wopts[k] = v
 	}
 	wopts.Set("_txlock", "immediate")
+	wopts.Set("_cache_size", fmt.Sprint(-writeCacheKiB))
 	ropts := opts
 	ropts.Set("_query_only", "on")
+	ropts.Set("_cache_size", fmt.Sprint(-readCacheKiB))
 
 	s := &Store{path: path, logger: logger}
 	s.w, err = sql.Open("sqlite3", path+"?"+wopts.Encode())
@@ -155,6 +169,7 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error)
 	}
 	s.r.SetMaxOpenConns(readConns)
 	s.r.SetMaxIdleConns(readConns)
+	s.r.SetConnMaxIdleTime(readIdle)
 
 	if err := s.prepare(ctx); err != nil {
 		_ = s.Close()

@@ -815,3 +815,25 @@ func TestCorruptRow(t *testing.T) {
 		t.Error("Active with a cancelled context: no error")
 	}
 }
+
+// TestCacheSizes checks the page cache each pool's connections get: the
+// writer's large, the readers' small (see writeCacheKiB).
+func TestCacheSizes(t *testing.T) {
+	s := openTest(t, "")
+	for _, c := range []struct {
+		name string
+		db   *sql.DB
+		want int
+	}{
+		{"writer", s.w, -writeCacheKiB},
+		{"reader", s.r, -readCacheKiB},
+	} {
+		var got int
+		if err := c.db.QueryRow(`PRAGMA cache_size`).Scan(&got); err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if got != c.want {
+			t.Errorf("%s: cache_size %d, want %d", c.name, got, c.want)
+		}
+	}
+}
