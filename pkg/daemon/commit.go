@@ -3,7 +3,9 @@ package daemon
 import (
 	"context"
 	"log/slog"
+	"net/netip"
 	"runtime"
+	"sync"
 	"time"
 
 	"github.com/banwatch/banwatch/pkg/ban"
@@ -47,6 +49,12 @@ func (g *generation) commit(ctx context.Context, batches <-chan *batch, repair <
 	w := &writer{g: g, ctx: bg, errs: &rateLog{log: g.log}, req: make(chan store.Batch, 1), done: make(chan error, 1)}
 	go w.run()
 	defer close(w.req)
+	logs, logged := make(chan []banLine, 64), make(chan struct{})
+	go g.logBans(logs, logged)
+	defer func() {
+		close(logs)
+		<-logged
+	}()
 	for {
 		// While a commit runs and enough waits behind it, no batch is
 		// taken: the processor then waits, and so do the sources.
@@ -64,7 +72,7 @@ func (g *generation) commit(ctx context.Context, batches <-chan *batch, repair <
 				}
 				return nil
 			}
-			if !g.install(bg, b, w.errs) {
+			if !g.install(bg, b, w.errs, logs) {
 				w.add(b)
 				w.flush()
 				g.reconcile(bg, w.errs)
@@ -121,6 +129,12 @@ func (g *generation) commit(ctx context.Context, batches <-chan *batch, repair <
 	}
 }
 
+// extraProc gives the Go scheduler one more P than it had, once per
+// process: the writer's thread holds a P while it runs SQLite, which
+// would leave the rest of the daemon one P fewer; the kernel's scheduler,
+// not Go's, then shares the cores, and the writer's nice value counts.
+var extraProc sync.Once
+
 // writer commits the committer's batches to the store in the background,
 // one transaction at a time (committer only, but for the goroutine that
 // runs a commit and reports on done).
@@ -176,6 +190,7 @@ func (w *writer) start() {
 // as in a flood of bans, the processor and the firewall go first, and the
 // store catches up when they idle.
 func (w *writer) run() {
+	extraProc.Do(func() { runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) + 1) })
 	runtime.LockOSThread()
 	if err := lowerThreadPriority(writerNice); err != nil {
 		runtime.UnlockOSThread()
@@ -222,14 +237,16 @@ func (w *writer) flush() {
 	}
 }
 
-// install puts b's bans into the kernel and logs them; it reports false
-// when the firewall refused them (the caller repairs it from the store).
-func (g *generation) install(ctx context.Context, b *batch, errs *rateLog) bool {
+// install puts b's bans into the kernel and hands their log lines to the
+// ban logger (logBans); it reports false when the firewall refused them
+// (the caller repairs it from the store).
+func (g *generation) install(ctx context.Context, b *batch, errs *rateLog, logs chan<- []banLine) bool {
 	if len(b.bans) == 0 {
 		return true
 	}
 	t := now()
 	entries := make([]firewall.Entry, 0, len(b.bans))
+	lines := make([]banLine, 0, len(b.bans))
 	for _, bn := range b.bans {
 		if bn.Installed {
 			continue
@@ -238,9 +255,10 @@ func (g *generation) install(ctx context.Context, b *batch, errs *rateLog) bool 
 		if ok {
 			entries = append(entries, e)
 		}
-		g.log.Info("ban", "jail", bn.Jail, "ip", ban.IP(bn.Prefix), "strikes", bn.Strikes, "reason", bn.Reason,
-			"for", config.FormatDuration(bn.End.Sub(bn.Start)), "first", bn.FirstEvent.Format(time.RFC3339), "last", bn.LastEvent.Format(time.RFC3339))
+		lines = append(lines, banLine{jail: bn.Jail, prefix: bn.Prefix, strikes: bn.Strikes, reason: bn.Reason,
+			length: bn.End.Sub(bn.Start), first: bn.FirstEvent, last: bn.LastEvent})
 	}
+	logs <- lines
 	if err := g.backend.Add(ctx, entries); err != nil {
 		errs.error("firewall", "adding bans failed; repairing from the store", "err", err)
 		return false
@@ -250,6 +268,31 @@ func (g *generation) install(ctx context.Context, b *batch, errs *rateLog) bool 
 	}
 	errs.recovered("firewall")
 	return true
+}
+
+// banLine is what the log line of a ban says, copied from the ban: the
+// store's writer sets fields of the ban meanwhile.
+type banLine struct {
+	jail        string
+	prefix      netip.Prefix
+	strikes     int
+	reason      string
+	length      time.Duration
+	first, last time.Time
+}
+
+// logBans logs the bans that come on in, a line each, in order, until in is
+// closed. Formatting and writing a line costs several microseconds, more
+// than putting the ban into the kernel: a goroutine of its own keeps that
+// off the committer's path during a flood of bans.
+func (g *generation) logBans(in <-chan []banLine, done chan<- struct{}) {
+	defer close(done)
+	for ls := range in {
+		for _, l := range ls {
+			g.log.Info("ban", "jail", l.jail, "ip", ban.IP(l.prefix), "strikes", l.strikes, "reason", l.reason,
+				"for", config.FormatDuration(l.length), "first", l.first.Format(time.RFC3339), "last", l.last.Format(time.RFC3339))
+		}
+	}
 }
 
 // reconcile makes the kernel hold the store's active bans.
