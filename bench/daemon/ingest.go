@@ -74,6 +74,7 @@ type ingestRun struct {
 	timeline   []int64         // the lag at the first poll of each second
 	bans       int64
 	polls      int
+	stored     time.Duration // from the last line counted until the store held them all
 }
 
 func benchIngest(ctx context.Context, o *opts) []result {
@@ -136,9 +137,9 @@ func (r *ingestRun) notes() string {
 		}
 		grew = "the lag grew at the polls at " + strings.Join(at, ", ") + " s"
 	}
-	return fmt.Sprintf("the writer appended all in %.2f s (%s lines/s); lag at its end %s, max %s lines; lag each second: %s; %s; all counted %.1f s after the writer's end; %s bans; %d polls",
+	return fmt.Sprintf("the writer appended all in %.2f s (%s lines/s); lag at its end %s, max %s lines; lag each second: %s; %s; all counted %.1f s after the writer's end; %s bans; %d polls; the store held every line's strikes and position %.1f s after the last was counted",
 		r.writeTook.Seconds(), commas(int64(r.writeRate)), commas(r.lagAtWrite), commas(r.maxLag), strings.Join(tl, " "),
-		grew, r.drain.Seconds(), commas(r.bans), r.polls)
+		grew, r.drain.Seconds(), commas(r.bans), r.polls, r.stored.Seconds())
 }
 
 // pinHarness moves this process to CPU 1 (and banctl with it) while the
@@ -217,8 +218,15 @@ func ingestDaemon(ctx context.Context, cs []chunk, n int64, pin bool) (*ingestRu
 	if err := <-writeErr; err != nil {
 		return nil, err
 	}
+	counted := time.Now()
+	// The store commits behind the kernel, at a lower priority: how long
+	// after the last line was counted it held them all.
+	if err := e.waitCommitted(ctx, 5*time.Minute, d.alive); err != nil {
+		return nil, err
+	}
+	stored := time.Since(counted)
 	we := *writeEnd.Load()
-	r := &ingestRun{bans: last.Bans, polls: len(samples), writeTook: we.Sub(start)}
+	r := &ingestRun{bans: last.Bans, polls: len(samples), writeTook: we.Sub(start), stored: stored}
 	r.writeRate = float64(n) / r.writeTook.Seconds()
 	end := samples[len(samples)-1].t
 	r.drain = end.Sub(we)
