@@ -42,13 +42,7 @@ func TestBansReachFirewallBeforeStore(t *testing.T) {
 
 	e.appendLines(failures("203.0.113.7", 5)...)
 	const added = "prefix=203.0.113.7/32"
-	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(e.logBuf.String(), added) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the ban did not reach the firewall while the store was locked:\n%s", e.logBuf)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitLog(t, e, added) // else the ban did not reach the firewall while the store was locked
 	// Read through another connection: the store's Open would wait for
 	// the lock.
 	var n int
@@ -69,5 +63,58 @@ func TestBansReachFirewallBeforeStore(t *testing.T) {
 	}
 	if n := strings.Count(e.logBuf.String(), added); n != 1 {
 		t.Errorf("the ban went to the firewall %d times, want once:\n%s", n, e.logBuf)
+	}
+}
+
+// TestStoreRefusalRetried makes the store refuse a batch (a trigger that
+// aborts every ban insert, added through another connection): the ban
+// still reaches the firewall, and once the store takes bans again the
+// refused batch is committed with the next one, evidence and all.
+func TestStoreRefusalRetried(t *testing.T) {
+	e := newEnv(t)
+	stop := e.start()
+	defer stop()
+	db, err := sql.Open("sqlite3", filepath.Join(e.cfg.Daemon.StateDir, DBFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	if _, err := db.ExecContext(ctx, `CREATE TRIGGER refuse BEFORE INSERT ON bans BEGIN SELECT RAISE(ABORT, 'refused by the test'); END`); err != nil {
+		t.Fatal(err)
+	}
+
+	e.appendLines(failures("203.0.113.7", 5)...)
+	waitLog(t, e, "prefix=203.0.113.7/32")
+	waitLog(t, e, "refused by the test")
+	var n int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM bans`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("%d bans stored (%v) while the store refused them", n, err)
+	}
+
+	if _, err := db.ExecContext(ctx, `DROP TRIGGER refuse`); err != nil {
+		t.Fatal(err)
+	}
+	e.appendLines(failures("203.0.113.8", 5)...)
+	for _, a := range []string{"203.0.113.7", "203.0.113.8"} {
+		if b := e.waitBanned(a); b.Strikes != 5 || len(b.Evidence) != 5 {
+			t.Errorf("%s: stored ban with %d strikes, evidence %q", a, b.Strikes, b.Evidence)
+		}
+	}
+	waitLog(t, e, `msg="working again" component=store`)
+	if n := strings.Count(e.logBuf.String(), "prefix=203.0.113.7/32"); n != 1 {
+		t.Errorf("203.0.113.7 went to the firewall %d times, want once", n)
+	}
+}
+
+// waitLog waits up to 5 s for s in the daemon's log.
+func waitLog(t *testing.T, e *testEnv, s string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(e.logBuf.String(), s) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q in the log within 5 s:\n%s", s, e.logBuf)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
