@@ -16,14 +16,7 @@ import (
 // a ban still goes to the firewall at once, that the store gets it once
 // the lock is gone, and that nothing is banned twice.
 func TestBansReachFirewallBeforeStore(t *testing.T) {
-	e := newEnv(t)
-	stop := e.start()
-	defer stop()
-	db, err := sql.Open("sqlite3", filepath.Join(e.cfg.Daemon.StateDir, DBFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	e, db := startWithDB(t)
 	ctx := context.Background()
 	conn, err := db.Conn(ctx)
 	if err != nil {
@@ -71,14 +64,7 @@ func TestBansReachFirewallBeforeStore(t *testing.T) {
 // still reaches the firewall, and once the store takes bans again the
 // refused batch is committed with the next one, evidence and all.
 func TestStoreRefusalRetried(t *testing.T) {
-	e := newEnv(t)
-	stop := e.start()
-	defer stop()
-	db, err := sql.Open("sqlite3", filepath.Join(e.cfg.Daemon.StateDir, DBFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	e, db := startWithDB(t)
 	ctx := context.Background()
 	if _, err := db.ExecContext(ctx, `CREATE TRIGGER refuse BEFORE INSERT ON bans BEGIN SELECT RAISE(ABORT, 'refused by the test'); END`); err != nil {
 		t.Fatal(err)
@@ -105,6 +91,20 @@ func TestStoreRefusalRetried(t *testing.T) {
 	if n := strings.Count(e.logBuf.String(), "prefix=203.0.113.7/32"); n != 1 {
 		t.Errorf("203.0.113.7 went to the firewall %d times, want once", n)
 	}
+}
+
+// startWithDB starts the daemon and opens its database as a second SQLite
+// client, the way another program (a backup, an admin's sqlite3) would.
+func startWithDB(t *testing.T) (*testEnv, *sql.DB) {
+	t.Helper()
+	e := newEnv(t)
+	t.Cleanup(e.start())
+	db, err := sql.Open("sqlite3", filepath.Join(e.cfg.Daemon.StateDir, DBFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return e, db
 }
 
 // waitLog waits up to 5 s for s in the daemon's log.
