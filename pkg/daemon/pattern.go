@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 // the old day's file for a moment).
 const (
 	patternScan  = 2 * time.Second
+	patternFull  = time.Minute // the files are listed at least this often
 	patternGrace = time.Minute
 )
 
@@ -71,8 +73,11 @@ func (p *patternSource) Run(ctx context.Context, out chan<- []source.Line) error
 	tick := time.NewTicker(patternScan)
 	defer tick.Stop()
 	var stopCurrent context.CancelFunc
+	var lister patternLister
 	for {
-		if newest := newestMatch(p.pattern); newest != "" {
+		if !lister.due(p.pattern, time.Now()) {
+			// The directory is as it was: no file came or went.
+		} else if newest := newestMatch(p.pattern); newest != "" {
 			if newest != current {
 				if current != "" {
 					p.log.Info("following a newer file", "file", newest, "previous", current)
@@ -103,6 +108,39 @@ func (p *patternSource) Run(ctx context.Context, out chan<- []source.Line) error
 		}
 	}
 }
+
+// patternLister tells when a pattern's files are to be listed again. A
+// log directory can hold years of daily files, each stat'ed by a listing;
+// a new file changes the directory's modification time, so the listing
+// waits for that, or for patternFull since the last one (a file written
+// anew, a clock or file system that keeps coarse times). A pattern with
+// wildcards in its directory part is listed every time.
+type patternLister struct {
+	dirTime time.Time // the directory's modification time at the last listing
+	listed  time.Time // when the last listing was
+}
+
+// due reports whether pattern's files are to be listed at now, and if so
+// takes it as done.
+func (l *patternLister) due(pattern string, now time.Time) bool {
+	dir := filepath.Dir(pattern)
+	var dirTime time.Time
+	if !hasMeta(dir) {
+		if st, err := os.Stat(dir); err == nil {
+			dirTime = st.ModTime()
+		}
+	}
+	// A directory changed within the last scan may change again within
+	// the same tick of a coarse clock, unseen: listed until it settles.
+	if !dirTime.IsZero() && dirTime.Equal(l.dirTime) && now.Sub(dirTime) > patternScan && now.Sub(l.listed) < patternFull {
+		return false
+	}
+	l.dirTime, l.listed = dirTime, now
+	return true
+}
+
+// hasMeta reports whether path holds a filepath.Match wildcard.
+func hasMeta(path string) bool { return strings.ContainsAny(path, `*?[\`) }
 
 // newestMatch returns the file matching pattern that was modified last (the
 // greatest name among equals), or "". Modification time rather than name:
