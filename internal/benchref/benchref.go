@@ -1,6 +1,6 @@
 // Package benchref holds what the performance benchmarks measure banwatch
-// against and how they sum up runs: bare nxadm/tail reading a log, and the
-// median of repeated measurements. It depends on nothing of banwatch's, so
+// against and how they sum up runs: bare nxadm/tail reading a log, the
+// process's CPU time, and the median of repeated measurements. It depends on nothing of banwatch's, so
 // that any package's benchmarks may use it.
 package benchref
 
@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"syscall"
 	"time"
 
 	"github.com/nxadm/tail"
@@ -48,4 +49,13 @@ func Median(v []float64) float64 {
 		return s[len(s)/2]
 	}
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// CPUTime is the CPU time the process used so far (user and system).
+func CPUTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

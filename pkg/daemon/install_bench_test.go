@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"os"
 	"path/filepath"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -47,12 +45,12 @@ func BenchmarkInstall(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		var sb strings.Builder
-		now := time.Now()
-		for i := 0; i < n; i++ {
+		lines := make([]string, n)
+		stamp := time.Now().Format(time.Stamp)
+		for i := range lines {
 			a := netip.AddrFrom4([4]byte{198, byte(18 + i>>16), byte(i >> 8), byte(i)})
-			fmt.Fprintf(&sb, "%s mx postfix/smtpd[%d]: warning: unknown[%s]: SASL LOGIN authentication failed: UGFzc3dvcmQ6\n",
-				now.Format(time.Stamp), 1000+i%30000, a)
+			lines[i] = fmt.Sprintf("%s mx postfix/smtpd[%d]: warning: unknown[%s]: SASL LOGIN authentication failed: UGFzc3dvcmQ6",
+				stamp, 1000+i%30000, a)
 		}
 		fw := &addCounter{}
 		ctx, cancel := context.WithCancel(context.Background())
@@ -69,30 +67,14 @@ func BenchmarkInstall(b *testing.B) {
 		c := control.NewClient(sock)
 		b.StartTimer()
 		start := time.Now()
-		f, err := os.OpenFile(logPath, os.O_APPEND|os.O_WRONLY, 0)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := f.WriteString(sb.String()); err != nil {
-			b.Fatal(err)
-		}
-		f.Close()
-		var trace []string
-		last := int64(0)
+		testutil.AppendLines(b, logPath, lines...)
 		for fw.n.Load() < n {
-			if v := fw.n.Load(); v != last && os.Getenv("TRACE") != "" {
-				trace = append(trace, fmt.Sprintf("%v:%d", time.Since(start).Milliseconds(), v))
-				last = v
-			}
 			if time.Since(start) > time.Minute {
 				b.Fatalf("%d of %d bans handed to the firewall after a minute", fw.n.Load(), n)
 			}
 			time.Sleep(time.Millisecond)
 		}
 		fwRates = append(fwRates, n/time.Since(start).Seconds())
-		if len(trace) > 0 {
-			b.Log(strings.Join(trace, " "))
-		}
 		for {
 			st, err := c.Status(context.Background())
 			if err != nil {

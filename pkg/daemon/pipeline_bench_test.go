@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
-	"syscall"
 	"testing"
 	"time"
 
@@ -69,7 +68,7 @@ func BenchmarkPipeline(b *testing.B) {
 				var m0, m1 runtime.MemStats
 				runtime.ReadMemStats(&m0)
 				b.StartTimer()
-				cpu0 := cpuTime()
+				cpu0 := benchref.CPUTime()
 				start := time.Now()
 				stop := e.start()
 				c := e.client()
@@ -91,7 +90,7 @@ func BenchmarkPipeline(b *testing.B) {
 					time.Sleep(5 * time.Millisecond)
 				}
 				took := time.Since(start)
-				cpus = append(cpus, float64(cpuTime()-cpu0)/n)
+				cpus = append(cpus, float64(benchref.CPUTime()-cpu0)/n)
 				b.StopTimer()
 				runtime.ReadMemStats(&m1)
 				stop()
@@ -119,21 +118,12 @@ func BenchmarkPipeline(b *testing.B) {
 // has seen n lines, and returns the lines per second and the process's CPU
 // time per line.
 func bareRate(b *testing.B, path string, n int) (rate, cpu float64) {
-	cpu0 := cpuTime()
+	cpu0 := benchref.CPUTime()
 	d, err := benchref.BareTail(path, n)
 	if err != nil {
 		b.Fatal(err)
 	}
-	return float64(n) / d.Seconds(), float64(cpuTime()-cpu0) / float64(n)
-}
-
-// cpuTime is the CPU time the process used so far (user and system).
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return float64(n) / d.Seconds(), float64(benchref.CPUTime()-cpu0) / float64(n)
 }
 
 // BenchmarkHandle runs lines of a generated Postfix log through the

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"syscall"
 	"testing"
 	"time"
 
@@ -84,13 +83,13 @@ func BenchmarkIngest(b *testing.B) {
 							appendChunks(b, path, data)
 						}()
 					}
-					cpu0 := cpuTime() // with the writer's: the same for both readers
+					cpu0 := benchref.CPUTime() // with the writer's: the same for both readers
 					if (i+k)%2 == 0 {
 						bare = append(bare, rateLines/bareRead(b, path, rateLines))
-						bareCPU = append(bareCPU, float64(cpuTime()-cpu0)/rateLines)
+						bareCPU = append(bareCPU, float64(benchref.CPUTime()-cpu0)/rateLines)
 					} else {
 						file = append(file, rateLines/fileRead(b, path, rateLines).Seconds())
-						fileCPU = append(fileCPU, float64(cpuTime()-cpu0)/rateLines)
+						fileCPU = append(fileCPU, float64(benchref.CPUTime()-cpu0)/rateLines)
 					}
 					if writer != nil {
 						<-writer
@@ -127,15 +126,6 @@ func appendChunks(b *testing.B, path string, data []byte) {
 		}
 		data = data[n:]
 	}
-}
-
-// cpuTime is the CPU time the process used so far (user and system).
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkTake runs lines of a generated Postfix log through a File's
