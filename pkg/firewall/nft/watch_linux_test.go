@@ -190,10 +190,16 @@ func TestWatchOverflow(t *testing.T) {
 	ns, b := setup(t, twoJails)
 	old := monitorBuffer
 	monitorBuffer = 1 // the kernel's minimum, a few KiB
-	w := startWatch(t, b)
+	m, err := b.openMonitor()
 	monitorBuffer = old
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.closeMonitor(m)
 	// Another program changes another table so much that notifications
-	// are lost: Watch cannot know what they were and must report.
+	// are lost: Watch cannot know what they were and must report. The
+	// loop starts reading only after the change, so that the overflow
+	// does not depend on how fast it is scheduled.
 	ns.nft(t, "add", "table", "inet", "other")
 	ns.nft(t, "add", "set", "inet", "other", "s", "{ type ipv4_addr; }")
 	var elems strings.Builder
@@ -201,5 +207,11 @@ func TestWatchOverflow(t *testing.T) {
 		fmt.Fprintf(&elems, "10.%d.%d.%d,", i>>16&255, i>>8&255, i&255)
 	}
 	ns.nft(t, "add", "element", "inet", "other", "s", "{ "+strings.TrimSuffix(elems.String(), ",")+" }")
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &watcher{calls: make(chan struct{}, 100), done: make(chan error, 1), stop: cancel}
+	stop := context.AfterFunc(ctx, func() { _ = m.conn.Close() })
+	defer stop()
+	go func() { w.done <- b.watchLoop(ctx, m, func() { w.calls <- struct{}{} }) }()
+	t.Cleanup(func() { cancel(); <-w.done })
 	w.expectCall(t, "lost notifications")
 }
