@@ -377,6 +377,54 @@ func cpuTime(pid int) (time.Duration, error) {
 	return time.Duration(ut+st) * time.Second / ticks, nil
 }
 
+// statFields returns the fields of a /proc stat file after the command
+// name: fields[0] is field 3 (state).
+func statFields(path string) ([]string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	// The command name may hold blanks and parentheses: fields start after
+	// the last ')'.
+	i := bytes.LastIndexByte(data, ')')
+	if i < 0 {
+		return nil, errors.New("bad " + path)
+	}
+	return strings.Fields(string(data[i+1:])), nil
+}
+
+// niceThreadsCPU returns the CPU time (user and system) of a process's
+// threads that run at the given nice value: the daemon's store writer runs
+// on a thread of its own at nice 10 (pkg/daemon), so this splits the
+// store's SQLite work from the pipeline's. Threads that ended are not
+// counted.
+func niceThreadsCPU(pid, nice int) (time.Duration, error) {
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, err
+	}
+	var sum int64
+	for _, t := range tasks {
+		f, err := statFields(dir + "/" + t.Name() + "/stat")
+		if err != nil {
+			continue // the thread ended
+		}
+		// nice is field 19.
+		if len(f) < 17 || f[16] != strconv.Itoa(nice) {
+			continue
+		}
+		ut, err1 := strconv.ParseInt(f[11], 10, 64)
+		st, err2 := strconv.ParseInt(f[12], 10, 64)
+		if err1 != nil || err2 != nil {
+			return 0, errors.New("bad utime/stime in " + dir)
+		}
+		sum += ut + st
+	}
+	const ticks = 100 // USER_HZ on Linux
+	return time.Duration(sum) * time.Second / ticks, nil
+}
+
 // comm returns a process's command name.
 func comm(pid int) string {
 	data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
