@@ -25,6 +25,7 @@ import (
 
 	"github.com/banwatch/banwatch/pkg/config"
 	"github.com/banwatch/banwatch/pkg/daemon"
+	"github.com/banwatch/banwatch/pkg/systemd"
 )
 
 func main() {
@@ -101,10 +102,37 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}()
 	log.Info("banwatchd starting", "config", *dir, "state_dir", cfg.Daemon.StateDir,
 		"firewall", cfg.Daemon.Firewall, "table", cfg.Daemon.Table)
-	err = daemon.Run(ctx, daemon.Options{
+	// Under systemd (Type=notify): readiness, reloads, stopping and the
+	// watchdog's keep-alives. Without NOTIFY_SOCKET, sd is nil and silent.
+	sd, err := systemd.FromEnv()
+	if err != nil {
+		log.Warn("systemd notifications", "err", err)
+	}
+	defer sd.Close()
+	notify := func(err error) {
+		if err != nil {
+			log.Warn("systemd notification failed", "err", err)
+		}
+	}
+	opts := daemon.Options{
 		Config: cfg, Logger: log, Reload: reload, LoadConfig: load, Poll: *poll,
-		Ready: func() { log.Info("banwatchd running") },
-	})
+		Ready: func() {
+			log.Info("banwatchd running")
+			notify(sd.Ready("running"))
+		},
+		Reloading: func() { notify(sd.Reloading()) },
+		Reloaded:  func() { notify(sd.Ready("running; configuration reloaded")) },
+	}
+	if wd := sd.WatchdogInterval(); wd > 0 {
+		// Three keep-alives in each watchdog interval: one late probe
+		// (a slow disk, a busy machine) does not get the daemon killed.
+		opts.Alive, opts.AliveEvery = func() { notify(sd.Watchdog()) }, wd/3
+	}
+	stopping := context.AfterFunc(ctx, func() { notify(sd.Stopping()) })
+	err = daemon.Run(ctx, opts)
+	if stopping() {
+		notify(sd.Stopping()) // stopped on its own, not by a signal
+	}
 	if err != nil {
 		log.Error("banwatchd stopped", "err", err)
 		return 1

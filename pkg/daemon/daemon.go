@@ -55,6 +55,15 @@ type Options struct {
 	// Ready, when set, is called once the first generation runs: bans
 	// restored, logs being followed.
 	Ready func()
+	// Reloading, when set, is called when a reload request is taken, and
+	// Reloaded when that reload is over: the next generation runs, or the
+	// new configuration was refused and the running one goes on.
+	Reloading, Reloaded func()
+	// Alive, when set, is called every AliveEvery from the first Ready on,
+	// as long as the running generation's processor and committer each
+	// answer a probe within AliveEvery: systemd's watchdog keep-alive.
+	Alive      func()
+	AliveEvery time.Duration
 }
 
 // Run runs the daemon until ctx is done, then commits what it has read and
@@ -100,20 +109,25 @@ func Run(ctx context.Context, opts Options) error {
 	log.Info("control socket ready", "socket", cfg.Daemon.Socket)
 
 	go d.reloader(ctx)
-	ready := opts.Ready
+	first := true
 	for {
 		genCtx, cancel := context.WithCancel(ctx)
 		g := &generation{cfg: cfg, log: log, store: st, backend: backend, poll: opts.Poll,
-			ctl: make(chan func(context.Context)), marks: make(chan mark, 64), procOps: make(chan func(context.Context)), dnsblHits: make(chan dnsblHit, 256),
+			ctl: make(chan func(context.Context)), marks: make(chan mark, 64), procOps: make(chan func(context.Context)), probes: make(chan func()), dnsblHits: make(chan dnsblHit, 256),
 			stopped: make(chan struct{})}
 		d.mu.Lock()
 		d.cur, d.cancel = g, cancel
 		d.mu.Unlock()
 		reply := d.takeReply()
 		err := g.run(genCtx, func() {
-			if ready != nil {
-				ready()
-				ready = nil
+			if first {
+				first = false
+				call(opts.Ready)
+				if opts.Alive != nil && opts.AliveEvery > 0 {
+					go d.watchdog(ctx)
+				}
+			} else {
+				call(opts.Reloaded)
 			}
 			if reply != nil {
 				reply <- nil
@@ -188,7 +202,9 @@ func (d *daemon) reloader(ctx context.Context) {
 		case <-d.opts.Reload:
 		case reply = <-d.reloads:
 		}
+		call(d.opts.Reloading)
 		answer := func(err error) {
+			call(d.opts.Reloaded) // refused: the running generation goes on
 			if reply != nil {
 				reply <- err
 			}
@@ -218,6 +234,13 @@ func (d *daemon) reloader(ctx context.Context) {
 		d.next, d.reply = next, reply
 		d.cancel()
 		d.mu.Unlock()
+	}
+}
+
+// call calls f unless it is nil.
+func call(f func()) {
+	if f != nil {
+		f()
 	}
 }
 
