@@ -135,6 +135,7 @@ type env struct {
 	dir     string
 	logPath string
 	state   string
+	wrap    []string // a command the daemon runs under (setpriv ...), if any
 }
 
 func newEnv(t *testing.T, ns *netns, extra string) *env {
@@ -175,7 +176,12 @@ func (d *daemonProc) log() string { return d.stderr.String() }
 func (e *env) start(args ...string) *daemonProc {
 	e.t.Helper()
 	d := &daemonProc{ready: make(chan struct{}), done: make(chan struct{})}
-	d.cmd = e.ns.command(daemonBin, append([]string{"--config", e.dir, "--log-level", "debug"}, args...)...)
+	args = append([]string{"--config", e.dir, "--log-level", "debug"}, args...)
+	if len(e.wrap) > 0 {
+		d.cmd = e.ns.command(e.wrap[0], append(append(e.wrap[1:], daemonBin), args...)...)
+	} else {
+		d.cmd = e.ns.command(daemonBin, args...)
+	}
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		e.t.Fatal(err)
