@@ -109,8 +109,11 @@ type Filter struct {
 	// Description is the file's description.
 	Description string
 
-	rules    []*rule
-	ignores  []*rule
+	rules   []*rule
+	ignores []*rule
+	// litRules[id] has bit j set when rule j needs literal id of the set
+	// the filter belongs to; nil when the filter has more than 64 rules.
+	litRules []uint64
 	prefixes []*regexp.Regexp // distinct prefixes of the rules, anchored
 	program  *program         // the syslog program the rules follow, if any
 	set      *Set             // a set of just this filter, for Match

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"math/bits"
 	"regexp"
 	"sync"
 	"sync/atomic"
@@ -78,8 +79,41 @@ func NewSet(filters ...*Filter) (*Set, error) {
 	if len(lits) > maxLiterals {
 		return nil, fmt.Errorf("filter: %d distinct literals, at most %d", len(lits), maxLiterals)
 	}
+	for _, f := range s.filters {
+		f.litRules = litRules(f.rules, len(lits))
+	}
 	s.pre = newPrefilter(lits)
 	return s, nil
+}
+
+// litRules returns, for each of n literal ids, the rules that need it as a
+// bitmask (bit j: rules[j]), so that a line's found literals name the rules
+// to try without testing every rule; nil when there are more than 64 rules.
+func litRules(rules []*rule, n int) []uint64 {
+	if len(rules) > 64 {
+		return nil
+	}
+	masks := make([]uint64, n)
+	for j, r := range rules {
+		for _, id := range r.lits {
+			masks[id] |= 1 << j
+		}
+	}
+	return masks
+}
+
+// candidates returns the rules whose literals found holds, as a bitmask
+// over f.rules.
+func (f *Filter) candidates(found *litset) uint64 {
+	var mask uint64
+	for w, word := range found {
+		for ; word != 0; word &= word - 1 {
+			if id := w*64 + bits.TrailingZeros64(word); id < len(f.litRules) {
+				mask |= f.litRules[id]
+			}
+		}
+	}
+	return mask
 }
 
 // Filters returns the set's filters in order.
@@ -111,6 +145,10 @@ type Matcher struct {
 	tags [tagSlots]tagSlot
 	fast fastScratch
 	host hostCache
+	hdrs hdrCache
+	// lc is the line being matched, kept here so that a line only resets
+	// what the last one left (see reset) instead of building it anew.
+	lc lineCtx
 }
 
 // hostCache remembers the host name of the last syslog header, which is
@@ -145,6 +183,100 @@ func (h *hostCache) set(b []byte, n int) {
 	h.n = n
 }
 
+// hdrCache remembers the syslog tags of recent lines with what follows them
+// ("postfix/smtpd[" or "dovecot: ") and which filters watch each: a line
+// that starts, after the host name, with one of them needs no search for
+// the blank after the tag and no look-up of its watchers. A log has few
+// tags, so the entries are compared in turn.
+type hdrCache struct {
+	ents [hdrEnts]hdrEnt
+	n    int // entries in use
+	next int // the entry to replace when all are in use
+}
+
+// hdrEnts is how many tags a hdrCache holds; hdrKeyLen the longest tag with
+// its delimiter it keeps.
+const (
+	hdrEnts   = 8
+	hdrKeyLen = 32
+)
+
+// hdrEnt is one remembered tag: key is the tag and "[" (pid set) or the tag
+// and ": ", little-endian, with mask the bytes of key that hold it.
+type hdrEnt struct {
+	key, mask [hdrKeyLen / 8]uint64
+	n         int // len(tag) + len(delimiter)
+	tagLen    int
+	pid       bool
+	watched   uint64
+}
+
+// holds reports whether a line that continues with the little-endian
+// words w0 to w3 starts with e's key.
+func (e *hdrEnt) holds(w0, w1, w2, w3 uint64) bool {
+	return (w0&e.mask[0])^e.key[0]|(w1&e.mask[1])^e.key[1] == 0 &&
+		(w2&e.mask[2])^e.key[2]|(w3&e.mask[3])^e.key[3] == 0
+}
+
+// lookup finds the header of b, the line from the tag on, in the cache. It
+// returns the tag's length, where the message starts in b and the tag's
+// watchers; ok is false if no entry matches. The result is what header's
+// parse would find: a key holds no blank, so the first blank of b is the
+// one after the ":" that ends the key, or that "]:" after the pid does.
+func (c *hdrCache) lookup(b []byte) (tagLen, body int, watched uint64, ok bool) {
+	if len(b) < hdrKeyLen {
+		return 0, 0, 0, false
+	}
+	w0, w1 := binary.LittleEndian.Uint64(b), binary.LittleEndian.Uint64(b[8:])
+	w2, w3 := binary.LittleEndian.Uint64(b[16:]), binary.LittleEndian.Uint64(b[24:])
+	for i := range c.ents[:c.n] {
+		e := &c.ents[i]
+		if !e.holds(w0, w1, w2, w3) {
+			continue
+		}
+		if !e.pid {
+			return e.tagLen, e.n, e.watched, true
+		}
+		// "[", one or more digits, "]: ".
+		j := e.n
+		for j < len(b) && b[j]-'0' <= 9 {
+			j++
+		}
+		if j == e.n || j+3 > len(b) || b[j] != ']' || b[j+1] != ':' || b[j+2] != ' ' {
+			return 0, 0, 0, false
+		}
+		return e.tagLen, j + 3, e.watched, true
+	}
+	return 0, 0, 0, false
+}
+
+// add remembers the header of b, the line from the tag on, that header
+// parsed: the tag is b[:tagLen] and the message starts at body.
+func (c *hdrCache) add(b []byte, tagLen, body int, watched uint64) {
+	pid := b[tagLen] == '['
+	n := tagLen + 1 // the tag and "["
+	if !pid {
+		n = tagLen + 2 // the tag and ": "
+	}
+	if n > hdrKeyLen || len(b) < hdrKeyLen || !pid && body != n {
+		return
+	}
+	i := c.n
+	if i == hdrEnts {
+		i = c.next
+		c.next = (c.next + 1) % hdrEnts
+	} else {
+		c.n++
+	}
+	e := &c.ents[i]
+	for w := range e.key {
+		k := min(max(n-8*w, 0), 8)           // bytes of the key in this word
+		e.mask[w] = ^uint64(0) >> (64 - 8*k) // 0 when k is
+		e.key[w] = binary.LittleEndian.Uint64(b[8*w:]) & e.mask[w]
+	}
+	e.n, e.tagLen, e.pid, e.watched = n, tagLen, pid, watched
+}
+
 // tagSlots is the size of a Matcher's direct-mapped cache of syslog tags;
 // maxTagLen the longest tag it keeps.
 const (
@@ -159,15 +291,20 @@ type tagSlot struct {
 }
 
 // NewMatcher returns a Matcher for s.
-func (s *Set) NewMatcher() *Matcher { return &Matcher{set: s} }
+func (s *Set) NewMatcher() *Matcher {
+	m := &Matcher{set: s}
+	m.lc = lineCtx{tc: &m.ts, fast: &m.fast, host: &m.host, hdrs: &m.hdrs}
+	return m
+}
 
 // NewMatcher returns a Matcher for the filter alone.
 func (f *Filter) NewMatcher() *Matcher { return f.set.NewMatcher() }
 
 // Match is Set.Match.
 func (m *Matcher) Match(line []byte, ref time.Time, dst []event.Event) []event.Event {
-	lc := lineCtx{line: line, ref: ref, tc: &m.ts, fast: &m.fast, host: &m.host}
-	return m.set.match(&lc, m, dst)
+	lc := &m.lc
+	lc.reset(line, ref)
+	return m.set.match(lc, m, dst)
 }
 
 // Timed reports whether line starts with a timestamp logtime can read, as
@@ -260,6 +397,9 @@ type lineCtx struct {
 	hit  logtime.Hit    // what tc learnt of the timestamp, for timestamp
 	fast *fastScratch   // the fast matcher's memory; nil: from a pool
 	host *hostCache     // nil: no cache
+	hdrs *hdrCache      // nil: no cache
+	// hdrMiss: the header was parsed, not found in hdrs; watchedBy adds it.
+	hdrMiss bool
 
 	hdrDone bool
 	hdrOK   bool
@@ -268,6 +408,15 @@ type lineCtx struct {
 	tagOff  int    // the syslog tag, without "[pid]"
 	tagEnd  int
 	bodyOff int // after the tag's ": "
+}
+
+// reset makes lc a new line's, keeping its caches: every field that the
+// done flags do not guard is set.
+func (lc *lineCtx) reset(line []byte, ref time.Time) {
+	lc.line, lc.ref = line, ref
+	lc.offDone, lc.tsDone, lc.asciiDone, lc.hdrDone = false, false, false, false
+	lc.hdrOK, lc.maskOK, lc.hdrMiss = false, false, false
+	lc.hit = logtime.Hit{}
 }
 
 // find runs rule r on text, a part of the line, and returns regexp's
@@ -328,6 +477,9 @@ func (lc *lineCtx) watchedBy(s *Set, m *Matcher) bool {
 	if !lc.maskOK {
 		if m != nil {
 			lc.watched = m.watchMask(lc.tag())
+			if lc.hdrMiss && lc.hdrs != nil {
+				lc.hdrs.add(lc.line[lc.tagOff:], lc.tagEnd-lc.tagOff, lc.bodyOff-lc.tagOff, lc.watched)
+			}
 		} else {
 			lc.watched = s.watchMask(lc.tag())
 		}
@@ -372,6 +524,15 @@ func (lc *lineCtx) header() bool {
 			}
 			start = i + 1
 		}
+	}
+	if c := lc.hdrs; c != nil {
+		if tagLen, body, watched, ok := c.lookup(line[start:]); ok {
+			lc.tagOff, lc.tagEnd, lc.bodyOff = start, start+tagLen, start+body
+			lc.watched, lc.maskOK = watched, true
+			lc.hdrOK = true
+			return true
+		}
+		lc.hdrMiss = true
 	}
 	sp := bytes.IndexByte(line[start:], ' ')
 	if sp < 0 {
@@ -486,48 +647,75 @@ type watch struct {
 // matchRules tries the filter's rules whose literal the line holds, in order.
 // The filter is the i-th of s.
 func (f *Filter) matchRules(lc *lineCtx, s *Set, m *Matcher, i int, found *litset) (event.Event, bool) {
+	if f.litRules == nil {
+		return f.matchEach(lc, s, m, i, found)
+	}
+	w := watch{s, m, i}
+	ends := [8]int{-2, -2, -2, -2, -2, -2, -2, -2}
+	// The candidates in the rules' order: lowest bit first.
+	for mask := f.candidates(found); mask != 0; mask &= mask - 1 {
+		r := f.rules[bits.TrailingZeros64(mask)]
+		if ev, ok, done := f.tryRule(r, lc, w, &ends, found); done {
+			return ev, ok
+		}
+	}
+	return event.Event{}, false
+}
+
+// matchEach is matchRules for a filter of more than 64 rules: each rule's
+// literals are looked up in found.
+func (f *Filter) matchEach(lc *lineCtx, s *Set, m *Matcher, i int, found *litset) (event.Event, bool) {
 	w := watch{s, m, i}
 	ends := [8]int{-2, -2, -2, -2, -2, -2, -2, -2}
 	for _, r := range f.rules {
 		if !found.hasAny(r.lits) {
 			continue
 		}
-		text, ok := f.text(r, lc, w, &ends)
-		if !ok {
-			continue
+		if ev, ok, done := f.tryRule(r, lc, w, &ends, found); done {
+			return ev, ok
 		}
-		var buf [maxFastCaps]int
-		m := lc.find(r, text, &buf)
-		if m == nil {
-			continue
-		}
-		addr, ok := parseAddr(text[m[2*r.host]:m[2*r.host+1]])
-		if !ok {
-			// A rule matched but its <HOST> is no usable address: the line
-			// is not an event, and no later rule gets to reinterpret it.
-			return event.Event{}, false
-		}
-		for _, ig := range f.ignores {
-			if !found.hasAny(ig.lits) {
-				continue
-			}
-			var igBuf [maxFastCaps]int
-			if t, ok := f.text(ig, lc, w, &ends); ok && lc.find(ig, t, &igBuf) != nil {
-				return event.Event{}, false
-			}
-		}
-		lc.timestamp()
-		ev := event.Event{Time: lc.t, Addr: addr, Kind: r.kind, Filter: f.Name, Rule: r.index}
-		if r.time >= 0 && m[2*r.time] >= 0 {
-			ev.Time, _ = logtime.Parse(text[m[2*r.time]:m[2*r.time+1]], lc.ref)
-		}
-		if r.helo >= 0 && m[2*r.helo] >= 0 {
-			ev.HELO = string(text[m[2*r.helo]:m[2*r.helo+1]])
-		}
-		if r.user >= 0 && m[2*r.user] >= 0 {
-			ev.User = string(text[m[2*r.user]:m[2*r.user+1]])
-		}
-		return ev, true
 	}
 	return event.Event{}, false
+}
+
+// tryRule runs rule r on the line. done reports whether the line is decided
+// by it (the rule matched): then ok tells whether it is an event, which it
+// is not when the address is unusable or an ignore rule matches too.
+func (f *Filter) tryRule(r *rule, lc *lineCtx, w watch, ends *[8]int, found *litset) (ev event.Event, ok, done bool) {
+	text, ok := f.text(r, lc, w, ends)
+	if !ok {
+		return event.Event{}, false, false
+	}
+	var buf [maxFastCaps]int
+	m := lc.find(r, text, &buf)
+	if m == nil {
+		return event.Event{}, false, false
+	}
+	addr, ok := parseAddr(text[m[2*r.host]:m[2*r.host+1]])
+	if !ok {
+		// A rule matched but its <HOST> is no usable address: the line
+		// is not an event, and no later rule gets to reinterpret it.
+		return event.Event{}, false, true
+	}
+	for _, ig := range f.ignores {
+		if !found.hasAny(ig.lits) {
+			continue
+		}
+		var igBuf [maxFastCaps]int
+		if t, ok := f.text(ig, lc, w, ends); ok && lc.find(ig, t, &igBuf) != nil {
+			return event.Event{}, false, true
+		}
+	}
+	lc.timestamp()
+	ev = event.Event{Time: lc.t, Addr: addr, Kind: r.kind, Filter: f.Name, Rule: r.index}
+	if r.time >= 0 && m[2*r.time] >= 0 {
+		ev.Time, _ = logtime.Parse(text[m[2*r.time]:m[2*r.time+1]], lc.ref)
+	}
+	if r.helo >= 0 && m[2*r.helo] >= 0 {
+		ev.HELO = string(text[m[2*r.helo]:m[2*r.helo+1]])
+	}
+	if r.user >= 0 && m[2*r.user] >= 0 {
+		ev.User = string(text[m[2*r.user]:m[2*r.user+1]])
+	}
+	return ev, true, true
 }

@@ -1,6 +1,7 @@
 package filter
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -80,5 +81,108 @@ func TestHeaderHostCache(t *testing.T) {
 					ok, got.tagOff, got.tagEnd, got.bodyOff, wok, want.tagOff, want.tagEnd, want.bodyOff)
 			}
 		}
+	}
+}
+
+// TestHeaderTagCache parses every pair of lines, the second with the tag
+// the first left in a hdrCache, and compares with a parse without one.
+func TestHeaderTagCache(t *testing.T) {
+	pad := " " + strings.Repeat("x", 40) // lookups need 32 bytes after the host
+	lines := []string{
+		"Nov 28 02:00:19 mx postfix/smtpd[123]: warning: x",
+		"Nov 28 02:00:19 mx postfix/smtpd[9]: warning: x",
+		"Nov 28 02:00:19 mx postfix/smtpd[]: x",
+		"Nov 28 02:00:19 mx postfix/smtpd[12a]: x",
+		"Nov 28 02:00:19 mx postfix/smtpd[12]:x y",
+		"Nov 28 02:00:19 mx postfix/smtpd[12] x",
+		"Nov 28 02:00:19 mx postfix/smtpd[12]:",
+		"Nov 28 02:00:19 mx postfix/smtpd: x",
+		"Nov 28 02:00:19 mx postfix/smtpd:x y",
+		"Nov 28 02:00:19 mx postfix/smtpdx[1]: x",
+		"Nov 28 02:00:19 mx postfix/smtp[1]: x",
+		"Nov 28 02:00:19 mx postfix/submission/smtpd[77]: x",
+		"Nov 28 02:00:19 mx a[1][23]: x",
+		"Nov 28 02:00:19 mx a[1][23]x: x",
+		"Nov 28 02:00:19 mx a:b[4]: x",
+		"Nov 28 02:00:19 mx dovecot: imap-login: x",
+		"Nov 28 02:00:19 mx dovecot]: x",
+		"Nov 28 02:00:19 mx dovecot:: x",
+		"Nov 28 02:00:19 mx a-tag-that-is-longer-than-thirty-two-bytes[1]: x",
+		"Nov 28 02:00:19 mx a-tag-of-exactly-thirty-one-byte[1]: x",
+		"Nov 28 02:00:19 mx a-tag-of-exactly-thirty-two-bytes[1]: x",
+		"Nov 28 02:00:19 mx sshd[9]: Failed",
+		"Nov 28 02:00:19 mx sshd[9]: ",
+		"Nov 28 02:00:19 mx sshd[9]:",
+		"Nov 28 02:00:19 mx sshd[9]",
+		"Nov 28 02:00:19 postfix/smtpd[123]: x",
+	}
+	var all []string
+	for _, l := range lines {
+		all = append(all, l, l+pad, strings.Replace(l, ": x", ":"+pad, 1))
+	}
+	parse := func(line string, c *hdrCache) lineCtx {
+		lc := lineCtx{line: []byte(line), ref: time.Now(), hdrs: c}
+		if lc.header() && lc.hdrMiss {
+			// As watchedBy does with the tag's watchers.
+			c.add(lc.line[lc.tagOff:], lc.tagEnd-lc.tagOff, lc.bodyOff-lc.tagOff, uint64(len(lc.tag())))
+		}
+		return lc
+	}
+	hits := 0
+	for _, first := range all {
+		for _, second := range all {
+			var c hdrCache
+			parse(first, &c)
+			got := parse(second, &c)
+			want := parse(second, nil)
+			if got.hdrOK && !got.hdrMiss {
+				hits++
+			}
+			if got.hdrOK != want.hdrOK || got.hdrOK && (got.tagOff != want.tagOff || got.tagEnd != want.tagEnd || got.bodyOff != want.bodyOff) {
+				t.Errorf("%q after %q: %v %d %d %d, want %v %d %d %d", second, first,
+					got.hdrOK, got.tagOff, got.tagEnd, got.bodyOff, want.hdrOK, want.tagOff, want.tagEnd, want.bodyOff)
+			}
+			if got.hdrOK && got.maskOK && got.watched != uint64(len(got.tag())) {
+				t.Errorf("%q after %q: watchers %d, want those of tag %q", second, first, got.watched, got.tag())
+			}
+		}
+	}
+	if hits < 50 {
+		t.Errorf("only %d lines found in the cache", hits)
+	}
+}
+
+// TestCandidates checks the rules a line's literals select.
+func TestCandidates(t *testing.T) {
+	rules := []*rule{{lits: []int32{0}}, {lits: []int32{1, 2}}, {lits: []int32{2}}, {lits: []int32{70}}}
+	f := &Filter{rules: rules, litRules: litRules(rules, 71)}
+	tests := []struct {
+		found []int32
+		want  uint64
+	}{
+		{nil, 0},
+		{[]int32{0}, 0b0001},
+		{[]int32{1}, 0b0010},
+		{[]int32{2}, 0b0110},
+		{[]int32{0, 2}, 0b0111},
+		{[]int32{3}, 0},
+		{[]int32{70}, 0b1000},
+		{[]int32{0, 1, 2, 70}, 0b1111},
+	}
+	for _, tt := range tests {
+		var found litset
+		for _, id := range tt.found {
+			found.add(id)
+		}
+		if got := f.candidates(&found); got != tt.want {
+			t.Errorf("found %v: candidates %04b, want %04b", tt.found, got, tt.want)
+		}
+	}
+	many := make([]*rule, 65)
+	for i := range many {
+		many[i] = &rule{}
+	}
+	if litRules(many, 1) != nil {
+		t.Error("litRules of 65 rules is not nil")
 	}
 }
