@@ -142,6 +142,10 @@ func TestDaemonFile(t *testing.T) {
 		{"[daemon]\nhistory = \"1y\"\n", `banwatch.toml:2: daemon.history: bad duration "1y"`},
 		{"[daemon]\nnft_table = \"a b\"\n", `banwatch.toml:2: daemon.nft_table: "a b": want a name`},
 		{"[daemon]\nsocket_group = \"no-such-group-here\"\n", `banwatch.toml:2: daemon.socket_group: no group "no-such-group-here"`},
+		{"[daemon]\nmetrics = \"9631\"\n", `banwatch.toml:2: daemon.metrics: "9631": want HOST:PORT`},
+		{"[daemon]\nmetrics = \"127.0.0.1:http\"\n", `banwatch.toml:2: daemon.metrics: "127.0.0.1:http": the port must be a number`},
+		{"[daemon]\nmetrics = \"127.0.0.1:70000\"\n", `daemon.metrics: "127.0.0.1:70000": the port must be a number`},
+		{"[daemon]\nmetrics = \"example.org:9631\"\n", `daemon.metrics: "example.org:9631": the host must be an IP address or localhost`},
 	}
 	for _, c := range cases {
 		dir := t.TempDir()
@@ -166,6 +170,31 @@ func TestDaemonFile(t *testing.T) {
 		}
 		if got := strings.ReplaceAll(err.Error(), dir+"/", ""); !strings.Contains(got, c.err) {
 			t.Errorf("%q:\n  got  %s\n  want %s", c.doc, got, c.err)
+		}
+	}
+}
+
+// The metrics address: off by default, any IP address or localhost.
+func TestMetricsAddress(t *testing.T) {
+	for doc, want := range map[string]string{
+		"":                           "",
+		"[daemon]\nmetrics = \"\"\n": "",
+		"[daemon]\nmetrics = \"127.0.0.1:9631\"\n": "127.0.0.1:9631",
+		"[daemon]\nmetrics = \"[::1]:9631\"\n":     "[::1]:9631",
+		"[daemon]\nmetrics = \":9631\"\n":          ":9631",
+		"[daemon]\nmetrics = \"localhost:9631\"\n": "localhost:9631",
+	} {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "banwatch.toml"), []byte(doc), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := Load(dir)
+		if err != nil {
+			t.Errorf("%q: %v", doc, err)
+			continue
+		}
+		if cfg.Daemon.Metrics != want {
+			t.Errorf("%q: metrics %q, want %q", doc, cfg.Daemon.Metrics, want)
 		}
 	}
 }

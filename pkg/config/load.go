@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"net/netip"
 	"os"
 	"os/user"
@@ -68,6 +69,9 @@ type Daemon struct {
 	Table       string         // the nftables table (inet family)
 	Ignore      []netip.Prefix // never banned (loopback and own addresses are added at run time)
 	History     time.Duration  // how long ended bans are kept
+	// Metrics is the TCP address ("127.0.0.1:9631") of the Prometheus
+	// endpoint, /metrics; empty: none (the default).
+	Metrics string
 }
 
 // Enabled is a jail's enabled key: on, off, or on when one of its logs
@@ -246,6 +250,7 @@ type daemonFile struct {
 		Table    *string  `toml:"nft_table"`
 		Ignore   []string `toml:"ignore"`
 		History  *string  `toml:"history"`
+		Metrics  *string  `toml:"metrics"`
 	} `toml:"daemon"`
 }
 
@@ -273,7 +278,7 @@ func loadDaemon(file string) (Daemon, error) {
 		errs = append(errs, &Error{File: file, Line: tomlpos.Locate(data, key...), Key: strings.Join(key, "."), Reason: reason})
 	}
 	for _, k := range md.Undecoded() {
-		bad("unknown key (known in [daemon]: state_dir, socket, socket_group, firewall, nft_table, ignore, history)", k...)
+		bad("unknown key (known in [daemon]: state_dir, socket, socket_group, firewall, nft_table, ignore, history, metrics)", k...)
 	}
 	x := &f.Daemon
 	if x.StateDir != nil {
@@ -316,12 +321,37 @@ func loadDaemon(file string) (Daemon, error) {
 		}
 		d.History = h
 	}
+	if x.Metrics != nil && *x.Metrics != "" {
+		if err := checkListenAddr(*x.Metrics); err != nil {
+			bad(err.Error(), "daemon", "metrics")
+		}
+		d.Metrics = *x.Metrics
+	}
 	ign, err := parsePrefixes(x.Ignore)
 	if err != nil {
 		bad(err.Error(), "daemon", "ignore")
 	}
 	d.Ignore = ign
 	return d, errors.Join(errs...)
+}
+
+// checkListenAddr checks a TCP listening address without I/O: an IP
+// address (or none, for every interface; or localhost) and a port.
+func checkListenAddr(a string) error {
+	host, port, err := net.SplitHostPort(a)
+	if err != nil {
+		return fmt.Errorf("%q: want HOST:PORT, such as \"127.0.0.1:9631\"", a)
+	}
+	// Port 0 takes a free port, which the daemon logs (tests use it).
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("%q: the port must be a number from 0 to 65535", a)
+	}
+	if host != "" && host != "localhost" {
+		if _, err := netip.ParseAddr(host); err != nil {
+			return fmt.Errorf("%q: the host must be an IP address or localhost", a)
+		}
+	}
+	return nil
 }
 
 // parsePrefixes reads addresses and CIDR prefixes; duplicates are refused.

@@ -46,7 +46,7 @@ func (g *generation) commit(ctx context.Context, batches <-chan *batch, repair <
 		}
 	}
 	var repairTimer <-chan time.Time
-	w := &writer{g: g, ctx: bg, errs: &rateLog{log: g.log}, req: make(chan store.Batch, 1), done: make(chan error, 1)}
+	w := &writer{g: g, ctx: bg, errs: &rateLog{log: g.log, count: g.countError}, req: make(chan store.Batch, 1), done: make(chan error, 1)}
 	go w.run()
 	defer close(w.req)
 	logs, logged := make(chan []banLine, 64), make(chan struct{})
@@ -265,6 +265,14 @@ func (g *generation) install(ctx context.Context, b *batch, errs *rateLog, logs 
 		errs.error("firewall", "adding bans failed; repairing from the store", "err", err)
 		return false
 	}
+	if g.metrics != nil && len(b.decided) == len(b.bans) {
+		done := time.Now()
+		for i, bn := range b.bans {
+			if !bn.Installed {
+				g.metrics.latency.Observe(done.Sub(b.decided[i]).Seconds())
+			}
+		}
+	}
 	for _, bn := range b.bans {
 		bn.Installed = true
 	}
@@ -328,13 +336,22 @@ func (b *batch) merge(later *batch) {
 	}
 	b.strikes = append(b.strikes, later.strikes...)
 	b.bans = append(b.bans, later.bans...)
+	b.decided = nil // used only when a batch is first installed
 	b.lines += later.lines
+}
+
+// countError counts an error of component in the metrics.
+func (g *generation) countError(component string) {
+	if g.metrics != nil {
+		g.metrics.errors.WithLabelValues(component).Inc()
+	}
 }
 
 // rateLog logs an error of a component at most once per errorLogEvery, with
 // the count of those it held back, and once when the component works again.
 type rateLog struct {
 	log    *slog.Logger
+	count  func(component string) // counts every error (metrics), if set
 	last   map[string]time.Time
 	held   map[string]int
 	failed map[string]bool
@@ -350,6 +367,9 @@ func (r *rateLog) error(component, msg string, args ...any) {
 		}
 	}
 	r.failed[component] = true
+	if r.count != nil {
+		r.count(component)
+	}
 	t := now()
 	if t.Sub(r.last[component]) < errorLogEvery {
 		r.held[component]++

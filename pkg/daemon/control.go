@@ -364,7 +364,7 @@ func (d *daemon) Unban(ctx context.Context, req control.UnbanRequest, peer contr
 		}
 		if err := g.backend.Remove(bg, entries); err != nil {
 			g.log.Error("removing bans from the firewall failed; repairing from the store", "err", err)
-			g.reconcile(bg, &rateLog{log: g.log})
+			g.reconcile(bg, &rateLog{log: g.log, count: g.countError})
 		}
 		return nil
 	})

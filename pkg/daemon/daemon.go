@@ -95,6 +95,7 @@ func Run(ctx context.Context, opts Options) error {
 	defer backend.Close()
 
 	d := &daemon{opts: opts, log: log, store: st, started: now(), reloads: make(chan chan error)}
+	d.metrics = newMetrics(d)
 	ln, err := control.Listen(cfg.Daemon.Socket, socketGID(cfg))
 	if err != nil {
 		return fmt.Errorf("daemon: %w", err)
@@ -107,6 +108,13 @@ func Run(ctx context.Context, opts Options) error {
 		<-srvDone
 	}()
 	log.Info("control socket ready", "socket", cfg.Daemon.Socket)
+	if addr := cfg.Daemon.Metrics; addr != "" {
+		stop, err := d.serveMetrics(context.WithoutCancel(ctx), addr)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 
 	go d.reloader(ctx)
 	first := true
@@ -114,7 +122,7 @@ func Run(ctx context.Context, opts Options) error {
 		genCtx, cancel := context.WithCancel(ctx)
 		g := &generation{cfg: cfg, log: log, store: st, backend: backend, poll: opts.Poll,
 			ctl: make(chan func(context.Context)), marks: make(chan mark, 64), procOps: make(chan func(context.Context)), probes: make(chan func()), dnsblHits: make(chan dnsblHit, 256),
-			stopped: make(chan struct{})}
+			stopped: make(chan struct{}), metrics: d.metrics}
 		d.mu.Lock()
 		d.cur, d.cancel = g, cancel
 		d.mu.Unlock()
@@ -136,6 +144,9 @@ func Run(ctx context.Context, opts Options) error {
 		})
 		reloading := genCtx.Err() != nil && ctx.Err() == nil
 		cancel()
+		d.mu.Lock()
+		d.retire(g)
+		d.mu.Unlock()
 		if err != nil && !reloading {
 			if reply != nil {
 				reply <- err
@@ -173,6 +184,10 @@ type daemon struct {
 	cancel context.CancelFunc
 	next   *config.Config // the configuration of the next generation
 	reply  chan error     // answered when the next generation runs
+
+	metrics  *metrics
+	jailBase map[string]*jailCounts // retired generations' counters, by jail (mu)
+	logBase  map[string]*logCounts  // and by log (mu)
 }
 
 // current returns the running generation.
@@ -223,10 +238,11 @@ func (d *daemon) reloader(ctx context.Context) {
 		cfg := d.cur.cfg
 		if next.Daemon.StateDir != cfg.Daemon.StateDir || next.Daemon.Firewall != cfg.Daemon.Firewall ||
 			next.Daemon.Table != cfg.Daemon.Table || next.Daemon.Socket != cfg.Daemon.Socket ||
-			next.Daemon.SocketGroup != cfg.Daemon.SocketGroup {
-			d.log.Warn("state_dir, firewall, nft_table, socket and socket_group change only with a restart; keeping the running ones")
+			next.Daemon.SocketGroup != cfg.Daemon.SocketGroup || next.Daemon.Metrics != cfg.Daemon.Metrics {
+			d.log.Warn("state_dir, firewall, nft_table, socket, socket_group and metrics change only with a restart; keeping the running ones")
 			next.Daemon.StateDir, next.Daemon.Firewall, next.Daemon.Table = cfg.Daemon.StateDir, cfg.Daemon.Firewall, cfg.Daemon.Table
 			next.Daemon.Socket, next.Daemon.SocketGroup = cfg.Daemon.Socket, cfg.Daemon.SocketGroup
+			next.Daemon.Metrics = cfg.Daemon.Metrics
 		}
 		if d.reply != nil {
 			d.reply <- nil // superseded by this newer configuration

@@ -92,7 +92,12 @@ func (g *generation) applyDNSBL(h dnsblHit, b *batch) {
 
 // addBans turns the processor's decisions into bans of the batch.
 func (g *generation) addBans(jr *jailRun, b *batch) {
+	if len(g.decisions) == 0 {
+		return
+	}
+	t := time.Now()
 	for _, d := range g.decisions {
+		b.decided = append(b.decided, t)
 		jr.bans.Add(1)
 		b.bans = append(b.bans, &ban.Ban{
 			Prefix: d.Prefix, Jail: jr.cfg.Name, Origin: ban.OriginJail,

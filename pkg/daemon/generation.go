@@ -61,7 +61,8 @@ type jailRun struct {
 	log              *slog.Logger
 
 	lines, events, unparsable, old, strikes, bans, trusted atomic.Int64
-	tracked                                                atomic.Int64 // jail.Tracked, set by the processor
+	tracked                                                atomic.Int64                 // jail.Tracked, set by the processor
+	kinds                                                  [event.NumKinds]atomic.Int64 // events by event.Kind.Index
 }
 
 // generation is one run of one configuration.
@@ -94,6 +95,9 @@ type generation struct {
 	probes    chan func()                // the watchdog's probes, answered by the committer at once
 	dnsblHits chan dnsblHit              // DNSBL listings, for the processor
 	stopped   chan struct{}              // closed when the generation has ended
+
+	metrics *metrics // the daemon's, which outlive generations
+	retired bool     // its counters were added to the daemon's sums (daemon.mu)
 }
 
 // mark tells a jail that a prefix was banned (until end) or unbanned.
@@ -114,6 +118,7 @@ type batch struct {
 	positions map[string]source.Position
 	strikes   []ban.Strike
 	bans      []*ban.Ban
+	decided   []time.Time // when the processor made each of bans (for the latency metric)
 	lines     int
 	started   time.Time
 }

@@ -212,6 +212,9 @@ func (g *generation) match(ctx context.Context, jr *jailRun, l *source.Line, b *
 	}
 	ev := jr.evs[0]
 	jr.events.Add(1)
+	if k := ev.Kind.Index(); k >= 0 {
+		jr.kinds[k].Add(1)
+	}
 	if ev.Time.IsZero() {
 		jr.unparsable.Add(1)
 		return
