@@ -13,7 +13,7 @@ GO        ?= go
 FUZZTIME  ?= 5m
 SMOKETIME ?= 15s
 # Debian packages the tests need; installed by `make deps` when missing.
-DEBIAN_PACKAGES ?= nftables iproute2 util-linux gcc libc6-dev postfix dovecot-core swaks libidn12 systemd
+DEBIAN_PACKAGES ?= nftables iproute2 util-linux gcc libc6-dev postfix dovecot-core swaks libidn12 systemd systemd-journal-remote
 
 .PHONY: all build check deps fmt vet test test-all fuzz-smoke fuzz bench bench-go clean
 

@@ -155,7 +155,7 @@ func printCheck(w io.Writer, cfg *config.Config) {
 		state := "disabled"
 		switch {
 		case j.Enabled == config.EnabledFalse:
-		case len(present) > 0 || j.Enabled == config.EnabledTrue:
+		case len(present) > 0 || len(j.Journal) > 0 || j.Enabled == config.EnabledTrue:
 			state = "runs"
 		default:
 			state = "waits for its logs"
@@ -175,6 +175,9 @@ func printCheck(w io.Writer, cfg *config.Config) {
 				}
 			}
 			fmt.Fprintf(w, "  log %s (%s)\n", l, mark)
+		}
+		if len(j.Journal) > 0 {
+			fmt.Fprintf(w, "  journal %s\n", strings.Join(j.Journal, " "))
 		}
 	}
 }

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"github.com/banwatch/banwatch/internal/testutil"
 	"os"
 	"path/filepath"
 	"strings"
@@ -197,6 +198,33 @@ func TestMetricsAddress(t *testing.T) {
 			t.Errorf("%q: metrics %q, want %q", doc, cfg.Daemon.Metrics, want)
 		}
 	}
+}
+
+// A jail may read the journal instead of files: logs = [] and journal
+// matches; journal_directory points journalctl elsewhere.
+func TestJournalJail(t *testing.T) {
+	dir := t.TempDir()
+	testutil.WriteFile(t, filepath.Join(dir, "banwatch.toml"), "[daemon]\njournal_directory = \"/srv/journal\"\n")
+	testutil.WriteFile(t, filepath.Join(dir, "jails", "j.toml"),
+		"[postfix]\nenabled = true\nlogs = []\njournal = [\"_SYSTEMD_UNIT=postfix@-.service\", \"+\", \"SYSLOG_IDENTIFIER=postfix/smtpd\"]\n")
+	cfg, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Daemon.JournalDirectory != "/srv/journal" {
+		t.Errorf("journal_directory %q", cfg.Daemon.JournalDirectory)
+	}
+	for _, j := range cfg.Jails {
+		if j.Name != "postfix" {
+			continue
+		}
+		want := []string{"_SYSTEMD_UNIT=postfix@-.service", "+", "SYSLOG_IDENTIFIER=postfix/smtpd"}
+		if len(j.Logs) != 0 || strings.Join(j.Journal, " ") != strings.Join(want, " ") {
+			t.Errorf("logs %q, journal %q; want none and %q", j.Logs, j.Journal, want)
+		}
+		return
+	}
+	t.Fatal("no postfix jail")
 }
 
 func TestLocalJailDefinedTwice(t *testing.T) {

@@ -69,6 +69,9 @@ type Daemon struct {
 	Table       string         // the nftables table (inet family)
 	Ignore      []netip.Prefix // never banned (loopback and own addresses are added at run time)
 	History     time.Duration  // how long ended bans are kept
+	// JournalDirectory, when set, is the journal directory jails with
+	// journal matches read instead of the system journal.
+	JournalDirectory string
 	// Metrics is the TCP address ("127.0.0.1:9631") of the Prometheus
 	// endpoint, /metrics; empty: none (the default).
 	Metrics string
@@ -87,11 +90,14 @@ const (
 
 // Jail is one jail's settings, shipped ones merged with the local files'.
 type Jail struct {
-	Name       string
-	File       string // where it was (last) defined
-	Enabled    Enabled
-	Filter     string
-	Logs       []string
+	Name    string
+	File    string // where it was (last) defined
+	Enabled Enabled
+	Filter  string
+	Logs    []string
+	// Journal holds journalctl match arguments (FIELD=value, "+"): the
+	// jail also reads the systemd journal's entries they select.
+	Journal    []string
 	Ports      []uint16
 	MaxStrikes int
 	FindTime   time.Duration
@@ -251,6 +257,7 @@ type daemonFile struct {
 		Ignore   []string `toml:"ignore"`
 		History  *string  `toml:"history"`
 		Metrics  *string  `toml:"metrics"`
+		JournalD *string  `toml:"journal_directory"`
 	} `toml:"daemon"`
 }
 
@@ -278,7 +285,7 @@ func loadDaemon(file string) (Daemon, error) {
 		errs = append(errs, &Error{File: file, Line: tomlpos.Locate(data, key...), Key: strings.Join(key, "."), Reason: reason})
 	}
 	for _, k := range md.Undecoded() {
-		bad("unknown key (known in [daemon]: state_dir, socket, socket_group, firewall, nft_table, ignore, history, metrics)", k...)
+		bad("unknown key (known in [daemon]: state_dir, socket, socket_group, firewall, nft_table, ignore, history, metrics, journal_directory)", k...)
 	}
 	x := &f.Daemon
 	if x.StateDir != nil {
@@ -320,6 +327,12 @@ func loadDaemon(file string) (Daemon, error) {
 			bad(err.Error(), "daemon", "history")
 		}
 		d.History = h
+	}
+	if x.JournalD != nil && *x.JournalD != "" {
+		if !filepath.IsAbs(*x.JournalD) {
+			bad("must be an absolute path", "daemon", "journal_directory")
+		}
+		d.JournalDirectory = *x.JournalD
 	}
 	if x.Metrics != nil && *x.Metrics != "" {
 		if err := checkListenAddr(*x.Metrics); err != nil {
@@ -378,6 +391,7 @@ type jailKeys struct {
 	Enabled      any            `toml:"enabled"`
 	Filter       *string        `toml:"filter"`
 	Logs         []string       `toml:"logs"`
+	Journal      []string       `toml:"journal"`
 	Ports        []int64        `toml:"ports"`
 	MaxStrikes   *int64         `toml:"max_strikes"`
 	FindTime     *string        `toml:"find_time"`
@@ -416,9 +430,12 @@ type jailKeys struct {
 	MaxTracked *int64   `toml:"max_tracked"`
 }
 
-const jailKeyList = "enabled, filter, logs, ports, max_strikes, find_time, ban_time, weights, ignore, evidence, max_tracked, trust, " +
+const jailKeyList = "enabled, filter, logs, journal, ports, max_strikes, find_time, ban_time, weights, ignore, evidence, max_tracked, trust, " +
 	"dnsbl, dnsbl_weight, dns_server, conn_limit, burst, conn_limit_ban, " +
 	"instant (helo, user, events), learn (fields, distinct, window, ttl), escalate (factor, max), subnet (v4, v6, bans, window)"
+
+// journalMatch is a journalctl match: a field name, "=", a value.
+var journalMatch = regexp.MustCompile(`^[A-Z0-9_]{1,64}=[^\n]*$`)
 
 var jailName = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)
 
@@ -556,10 +573,10 @@ func loadJails(dir string, filters map[string]*filter.Filter, checkFilters bool)
 			errs = append(errs, &Error{File: src.file, Line: tomlpos.Locate(src.data, n, "conn_limit_ban"), Key: n + ".conn_limit_ban",
 				Reason: "conn_limit_ban needs conn_limit"})
 		}
-		if j.Enabled != EnabledFalse && len(j.Logs) == 0 {
+		if j.Enabled != EnabledFalse && len(j.Logs) == 0 && len(j.Journal) == 0 {
 			src := layers[n][len(layers[n])-1].src
 			errs = append(errs, &Error{File: src.file, Line: tomlpos.Locate(src.data, n), Key: n + ".logs",
-				Reason: "an enabled jail needs at least one log"})
+				Reason: "an enabled jail needs at least one log (logs or journal)"})
 		}
 		out = append(out, j)
 	}
@@ -609,6 +626,19 @@ func apply(j *Jail, k jailKeys, src jailSource) error {
 			default:
 				seen[filepath.Clean(p)] = true
 				j.Logs = append(j.Logs, filepath.Clean(p))
+			}
+		}
+	}
+	if k.Journal != nil {
+		j.Journal = nil
+		for i, m := range k.Journal {
+			switch {
+			case m == "+" && (i == 0 || i == len(k.Journal)-1 || k.Journal[i-1] == "+"):
+				bad(`"+" must stand between matches`, "journal")
+			case m != "+" && !journalMatch.MatchString(m):
+				bad(fmt.Sprintf("%q: want FIELD=value (a field name of capitals, digits and _), or \"+\"", m), "journal")
+			default:
+				j.Journal = append(j.Journal, m)
 			}
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -245,6 +246,18 @@ func (g *generation) build() error {
 		default:
 			jr.logs = present
 		}
+		if len(jc.Journal) > 0 {
+			// The journal is a log like the files, named by its matches.
+			name := source.JournalName(jc.Journal)
+			jr.logs = append(jr.logs, name)
+			if jc.Enabled == config.EnabledTrue || journalctlFound() {
+				present = append(present, name)
+			}
+			if len(jr.logs) > 1 {
+				jr.log.Warn("the jail reads log files and the journal: if syslog also writes the journal's messages to these files, each counts twice",
+					"logs", strings.Join(jc.Logs, " "), "journal", strings.Join(jc.Journal, " "))
+			}
+		}
 		if len(present) == 0 {
 			jr.log.Info("jail waits for its logs", "logs", strings.Join(jc.Logs, " "), "ports", jc.Ports)
 		} else {
@@ -253,7 +266,7 @@ func (g *generation) build() error {
 				"ban_time", config.FormatDuration(jc.BanTime))
 		}
 		for _, p := range jr.logs {
-			if config.IsPattern(p) {
+			if !strings.HasPrefix(p, source.JournalPrefix) && config.IsPattern(p) {
 				g.patterns[p] = append(g.patterns[p], jr)
 			} else {
 				g.byPath[p] = append(g.byPath[p], jr)
@@ -405,6 +418,14 @@ func (g *generation) sources(ctx context.Context, t time.Time) ([]source.Source,
 	sort.Strings(paths)
 	for _, p := range paths {
 		start := source.Start{Resume: positions[p], Since: t.Add(-findOf(g.byPath[p]))}
+		if strings.HasPrefix(p, source.JournalPrefix) {
+			j := source.NewJournal(start, g.log.With("log", p), source.JournalOptions{
+				Matches: g.byPath[p][0].cfg.Journal, Directory: g.cfg.Daemon.JournalDirectory,
+			})
+			g.files = append(g.files, j)
+			out = append(out, j)
+			continue
+		}
 		f := source.NewFile(p, start, g.log.With("log", p), g.fileOptions(p))
 		g.files = append(g.files, f)
 		out = append(out, f)
@@ -523,4 +544,11 @@ func (g *generation) priorBans(ctx context.Context, t time.Time) error {
 		}
 	}
 	return nil
+}
+
+// journalctlFound reports whether journalctl can be run: a jail that
+// reads the journal with enabled = "auto" runs when it can.
+func journalctlFound() bool {
+	_, err := exec.LookPath("journalctl")
+	return err == nil
 }

@@ -25,6 +25,10 @@ type Position struct {
 	// only grows, so a new content under the same inode (copytruncate, or a
 	// reused inode number) shows as a different fingerprint.
 	Fingerprint uint64
+	// Cursor is, for a journal source (Path starting with JournalPrefix),
+	// the journal's cursor of the last entry handed out; the other fields
+	// are then zero.
+	Cursor string
 }
 
 // Line is one complete line of a log, without its newline.

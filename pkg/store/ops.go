@@ -76,7 +76,7 @@ func (s *Store) Commit(ctx context.Context, b Batch) error {
 	if len(b.Positions) > 0 {
 		st := tx.StmtContext(ctx, s.upsertPosition)
 		for _, p := range b.Positions {
-			if _, err := st.ExecContext(ctx, p.Path, int64(p.Inode), p.Offset, int64(p.Fingerprint)); err != nil {
+			if _, err := st.ExecContext(ctx, p.Path, int64(p.Inode), p.Offset, int64(p.Fingerprint), p.Cursor); err != nil {
 				return fmt.Errorf("store: commit: position %q: %w", p.Path, err)
 			}
 		}
@@ -186,7 +186,7 @@ func (s *Store) Positions(ctx context.Context) (map[string]source.Position, erro
 	for rows.Next() {
 		var p source.Position
 		var inode, fp int64
-		if err := rows.Scan(&p.Path, &inode, &p.Offset, &fp); err != nil {
+		if err := rows.Scan(&p.Path, &inode, &p.Offset, &fp, &p.Cursor); err != nil {
 			return nil, fmt.Errorf("store: positions: %w", err)
 		}
 		p.Inode, p.Fingerprint = uint64(inode), uint64(fp)

@@ -83,11 +83,13 @@ CREATE TABLE positions (
 	fingerprint INTEGER NOT NULL   -- uint64 stored as its int64 bits
 ) WITHOUT ROWID;
 `,
+	// 2: journal sources keep the journal's cursor as their position.
+	`ALTER TABLE positions ADD COLUMN cursor TEXT NOT NULL DEFAULT '';`,
 }
 
 // SchemaVersion is the schema version this package writes and reads
 // (PRAGMA user_version): len(migrations), checked by the tests.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // migrate brings the database on db up to SchemaVersion in one transaction.
 // It refuses a database of a newer version, written by a newer banwatch.

@@ -187,8 +187,9 @@ func (s *Store) prepare(ctx context.Context) error {
 		text string
 	}{
 		{s.w, &s.upsertPosition, `
-INSERT INTO positions (path, inode, offset, fingerprint) VALUES (?, ?, ?, ?)
-ON CONFLICT (path) DO UPDATE SET inode = excluded.inode, offset = excluded.offset, fingerprint = excluded.fingerprint`},
+INSERT INTO positions (path, inode, offset, fingerprint, cursor) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (path) DO UPDATE SET inode = excluded.inode, offset = excluded.offset, fingerprint = excluded.fingerprint,
+	cursor = excluded.cursor`},
 		{s.w, &s.insertStrike, `
 INSERT INTO strikes (jail, addr, time_ns, kind, weight, line) VALUES (?, ?, ?, ?, ?, ?)`},
 		// A still active ban whose End has passed by the new ban's start
@@ -223,7 +224,7 @@ WHERE id IN (SELECT id FROM bans WHERE ended = '' AND end_ns <= ? LIMIT ` + fmt.
 SELECT jail, count(*) FROM bans WHERE ended = '' AND end_ns > ? GROUP BY jail`},
 		{s.r, &s.selectStrikes, `
 SELECT jail, addr, time_ns, kind, weight, line FROM strikes WHERE time_ns >= ? ORDER BY time_ns, id`},
-		{s.r, &s.selectPos, `SELECT path, inode, offset, fingerprint FROM positions`},
+		{s.r, &s.selectPos, `SELECT path, inode, offset, fingerprint, cursor FROM positions`},
 	}
 	for _, st := range stmts {
 		p, err := st.db.PrepareContext(ctx, st.text)

@@ -152,6 +152,39 @@ func TestMigrations(t *testing.T) {
 		}
 	})
 
+	// A version 1 database (before journal cursors) keeps its positions
+	// and gains the cursor column; a cursor then round-trips.
+	t.Run("from version 1", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "v1.db")
+		db, err := sql.Open("sqlite3", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Exec(migrations[0]); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Exec(`PRAGMA user_version = 1; INSERT INTO positions VALUES ('/var/log/mail.log', 42, 1000, 7)`); err != nil {
+			t.Fatal(err)
+		}
+		db.Close()
+		s := openTest(t, path)
+		pos, err := s.Positions(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := source.Position{Path: "/var/log/mail.log", Inode: 42, Offset: 1000, Fingerprint: 7}
+		if pos[want.Path] != want {
+			t.Errorf("after the migration: %+v, want %+v", pos[want.Path], want)
+		}
+		j := source.Position{Path: source.JournalPrefix + "_SYSTEMD_UNIT=postfix@-.service", Cursor: "s=1;i=2;b=3"}
+		if err := s.Commit(ctx, Batch{Positions: []source.Position{j}}); err != nil {
+			t.Fatal(err)
+		}
+		if pos, err = s.Positions(ctx); err != nil || pos[j.Path] != j {
+			t.Errorf("journal position %+v (%v), want %+v", pos[j.Path], err, j)
+		}
+	})
+
 	t.Run("reopen is a no-op", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "b.db")
 		s := openTest(t, path)
