@@ -13,7 +13,12 @@ GO        ?= go
 FUZZTIME  ?= 5m
 SMOKETIME ?= 15s
 # Debian packages the tests need; installed by `make deps` when missing.
-DEBIAN_PACKAGES ?= nftables iproute2 util-linux gcc libc6-dev postfix dovecot-core swaks libidn12 systemd systemd-journal-remote
+# fail2ban is there for its Python module, with which pkg/fail2ban's tests
+# make fail2ban databases: while deps installs it, a policy-rc.d keeps its
+# service from starting (it would ban through nftables), and the service is
+# disabled afterwards.
+DEBIAN_PACKAGES ?= nftables iproute2 util-linux gcc libc6-dev postfix dovecot-core swaks libidn12 systemd systemd-journal-remote fail2ban
+POLICY_RCD = /usr/sbin/policy-rc.d
 
 .PHONY: all build check deps fmt vet test test-all fuzz-smoke fuzz bench bench-go clean
 
@@ -29,7 +34,18 @@ deps:
 	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+		rcd=""; \
+		if [ ! -e $(POLICY_RCD) ]; then \
+			printf '#!/bin/sh\n# make deps: fail2ban must not start while it is installed\ncase "$$1" in fail2ban|fail2ban.service) exit 101;; esac\nexit 0\n' >$(POLICY_RCD) && \
+			chmod 755 $(POLICY_RCD) && rcd=yes; \
+		fi; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; status=$$?; \
+		if [ -n "$$rcd" ]; then rm -f $(POLICY_RCD); fi; \
+		case " $$missing " in *" fail2ban "*) \
+			if [ -d /run/systemd/system ]; then systemctl disable --now fail2ban.service >/dev/null 2>&1; \
+			else update-rc.d fail2ban disable >/dev/null 2>&1; fi;; \
+		esac; \
+		exit $$status; \
 	fi
 
 fmt:

@@ -1,7 +1,7 @@
 // Command banctl controls banwatch: it shows and changes what banwatchd
 // does through its control socket, and runs filters offline.
 //
-//	banctl status | list | ban | unban | history | show | reload | fingerprints | forget | test
+//	banctl status | list | ban | unban | history | show | reload | fingerprints | forget | import | test
 //
 // Each command takes --help. Exit status: 0 done, 1 the daemon refused or
 // failed, 2 bad usage or the daemon cannot be reached.
@@ -32,6 +32,8 @@ commands (the daemon's, through its socket; each takes --socket PATH and --json)
   reload                         load the configuration again (as SIGHUP)
   fingerprints [--jail J]        learned HELO and user names that ban on sight
   forget VALUE [--jail J]        forget a learned fingerprint for good
+  import fail2ban [--db PATH] [--jail F2B=BW]... [--dry-run]
+                                 import fail2ban's active bans with their remaining time
 
 offline:
   test [--filter NAME|PATH | --jail NAME] [--config DIR] [--json] [--top N] FILE...
@@ -79,6 +81,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return cmdFingerprints(ctx, args[1:], stdout, stderr)
 	case "forget":
 		return cmdForget(ctx, args[1:], stdout, stderr)
+	case "import":
+		return cmdImport(ctx, args[1:], stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "banctl: unknown command %q\n\n%s", args[0], usage)
 		return 2

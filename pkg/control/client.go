@@ -125,6 +125,15 @@ func (c *Client) Ban(ctx context.Context, req BanRequest) ([]Ban, error) {
 	return out.Bans, err
 }
 
+// BulkBan asks for many bans at once; see BulkBanRequest.
+func (c *Client) BulkBan(ctx context.Context, req BulkBanRequest) (*BulkBanReply, error) {
+	var out BulkBanReply
+	if err := c.call(ctx, http.MethodPost, "/v1/bulkban", req, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // Unban asks to lift bans and returns the bans ended.
 func (c *Client) Unban(ctx context.Context, req UnbanRequest) ([]Ban, error) {
 	var out BansReply

@@ -8,6 +8,7 @@
 //	GET  /v1/bans?jail=J&ip=ADDR|CIDR     active bans, JSON Lines of Ban
 //	GET  /v1/history?ip=&jail=&since=&limit=  bans active and ended, newest first, JSON Lines of Ban
 //	POST /v1/ban      BanRequest          {"bans":[Ban]}
+//	POST /v1/bulkban  BulkBanRequest      BulkBanReply: many bans in one transaction and one firewall batch
 //	POST /v1/unban    UnbanRequest        {"bans":[Ban]}
 //	POST /v1/reload                       {} or an error
 //	GET  /v1/fingerprints?jail=J          {"fingerprints":[Fingerprint]}
@@ -79,6 +80,63 @@ type BanRequest struct {
 	Reason string `json:"reason,omitempty"` // recorded with the ban
 	Force  bool   `json:"force,omitempty"`  // ban even an ignored address (never loopback)
 }
+
+// BulkBanRequest asks for many manual bans at once (banctl import). Each
+// entry is checked as a BanRequest is (the address, the jail, the
+// duration, the ignore lists unless Force, loopback always) and refused
+// alone: a refused entry does not stop the others. An entry is also refused
+// when its prefix is already banned in its jail until the entry's end or
+// later (so that sending the same request twice changes nothing), or when
+// an earlier entry has the same prefix and jail. The entries that pass are
+// stored in one transaction and reach the kernel in one batch. At most
+// MaxBulk entries and MaxBulkBody bytes.
+type BulkBanRequest struct {
+	Bans   []BulkBan `json:"bans"`
+	Force  bool      `json:"force,omitempty"`   // ban even ignored addresses (never loopback)
+	DryRun bool      `json:"dry_run,omitempty"` // check and answer as if, but change nothing
+}
+
+// BulkBan is one entry of a BulkBanRequest. Until, when set, is the ban's
+// end (it must be at least a second ahead); otherwise For as in BanRequest.
+type BulkBan struct {
+	IP     string    `json:"ip"`
+	Jail   string    `json:"jail,omitempty"` // default "manual": every port
+	For    string    `json:"for,omitempty"`
+	Until  time.Time `json:"until,omitzero"`
+	Reason string    `json:"reason,omitempty"`
+}
+
+// Limits of a BulkBanRequest.
+const (
+	MaxBulk     = 100_000
+	MaxBulkBody = 64 << 20
+)
+
+// BulkBanReply answers a BulkBanRequest: the bans made (or, in a dry run,
+// that would be), in the order of the entries, and the entries refused.
+type BulkBanReply struct {
+	Bans    []Ban     `json:"bans"`
+	Refused []Refusal `json:"refused"`
+}
+
+// Refusal is an entry of a BulkBanRequest that was not banned.
+type Refusal struct {
+	Index  int    `json:"index"` // the entry's index in the request
+	IP     string `json:"ip"`
+	Jail   string `json:"jail"`
+	Code   string `json:"code"`   // one of the Refused* codes
+	Reason string `json:"reason"` // as a BanRequest of the entry would be answered
+}
+
+// Codes of a Refusal.
+const (
+	RefusedInvalid     = "invalid"       // a bad address, duration or end
+	RefusedUnknownJail = "unknown_jail"  // no such jail runs
+	RefusedLoopback    = "loopback"      // loopback is never banned
+	RefusedIgnored     = "ignored"       // on an ignore list, or of this host, and no Force
+	RefusedBanned      = "banned_longer" // already banned in the jail as long or longer
+	RefusedDuplicate   = "duplicate"     // an earlier entry has the same prefix and jail
+)
 
 // UnbanRequest asks to lift bans: of IP in Jail, of IP in every jail
 // (AllJails), or every active ban (All, which IP must not accompany).

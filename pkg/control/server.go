@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -34,6 +33,9 @@ type Handler interface {
 	// History calls fn with bans active and ended, newest first.
 	History(ctx context.Context, q HistoryQuery, fn func(*ban.Ban) error) error
 	Ban(ctx context.Context, req BanRequest, peer Peer) ([]ban.Ban, error)
+	// BulkBan makes the bans of req that pass its checks and returns them
+	// with the entries refused; an error means none was made.
+	BulkBan(ctx context.Context, req BulkBanRequest, peer Peer) ([]ban.Ban, []Refusal, error)
 	Unban(ctx context.Context, req UnbanRequest, peer Peer) ([]ban.Ban, error)
 	// Reload loads the configuration again; a refused one is an error
 	// whose text names the problems.
@@ -95,6 +97,7 @@ func NewServer(h Handler, logger *slog.Logger) *Server {
 	mux.HandleFunc("GET /v1/bans", s.list)
 	mux.HandleFunc("GET /v1/history", s.history)
 	mux.HandleFunc("POST /v1/ban", s.ban)
+	mux.HandleFunc("POST /v1/bulkban", s.bulkBan)
 	mux.HandleFunc("POST /v1/unban", s.unban)
 	mux.HandleFunc("POST /v1/reload", s.reload)
 	mux.HandleFunc("GET /v1/fingerprints", s.fingerprints)
@@ -297,13 +300,43 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request) {
 }
 
 // decode reads a JSON request body strictly.
-func decode(r *http.Request, v any) error {
-	dec := json.NewDecoder(io.LimitReader(r.Body, maxBody))
+func decode(r *http.Request, v any) error { return decodeMax(r, v, maxBody) }
+
+// decodeMax reads a JSON request body of at most limit bytes strictly.
+func decodeMax(r *http.Request, v any, limit int64) error {
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, limit))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return Errorf(http.StatusRequestEntityTooLarge, "request larger than %d bytes: send it in parts", limit)
+		}
 		return Errorf(http.StatusBadRequest, "malformed request: %v", err)
 	}
 	return nil
+}
+
+func (s *Server) bulkBan(w http.ResponseWriter, r *http.Request) {
+	var req BulkBanRequest
+	if err := decodeMax(r, &req, MaxBulkBody); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if len(req.Bans) > MaxBulk {
+		s.fail(w, r, Errorf(http.StatusRequestEntityTooLarge, "%d bans in one request, at most %d: send them in parts", len(req.Bans), MaxBulk))
+		return
+	}
+	peer, _ := PeerFrom(r.Context())
+	bans, refused, err := s.h.BulkBan(r.Context(), req, peer)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	out := BulkBanReply{Bans: make([]Ban, 0, len(bans)), Refused: append([]Refusal{}, refused...)}
+	for i := range bans {
+		out.Bans = append(out.Bans, FromBan(&bans[i], false))
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) ban(w http.ResponseWriter, r *http.Request) {

@@ -297,6 +297,160 @@ func (d *daemon) Ban(ctx context.Context, req control.BanRequest, peer control.P
 	return []ban.Ban{out}, nil
 }
 
+// BulkBan implements control.Handler: each entry is checked as a manual
+// ban is, plus against the active bans (an entry whose prefix is banned in
+// its jail as long or longer is refused, so that an import run twice
+// changes nothing); the entries that pass are stored in one transaction,
+// then reach the kernel in one batch.
+func (d *daemon) BulkBan(ctx context.Context, req control.BulkBanRequest, peer control.Peer) ([]ban.Ban, []control.Refusal, error) {
+	var refused []control.Refusal
+	refuse := func(i int, jailName, code, format string, args ...any) {
+		refused = append(refused, control.Refusal{Index: i, IP: req.Bans[i].IP, Jail: jailName, Code: code, Reason: fmt.Sprintf(format, args...)})
+	}
+	jailOf := func(e *control.BulkBan) string {
+		if e.Jail == "" {
+			return config.ManualJail
+		}
+		return e.Jail
+	}
+	// What needs no generation is checked first.
+	prefixes := make([]netip.Prefix, len(req.Bans))
+	durs := make([]time.Duration, len(req.Bans))
+	pass := make([]bool, len(req.Bans))
+	for i := range req.Bans {
+		e := &req.Bans[i]
+		p, err := ban.ParsePrefix(e.IP)
+		switch {
+		case err != nil:
+			refuse(i, jailOf(e), control.RefusedInvalid, "ip: %v", err)
+			continue
+		case loopback.Overlaps(p):
+			refuse(i, jailOf(e), control.RefusedLoopback, "%s is or holds a loopback address: banwatch never bans those", p)
+			continue
+		case !e.Until.IsZero() && e.For != "":
+			refuse(i, jailOf(e), control.RefusedInvalid, "for and until exclude each other")
+			continue
+		case e.For != "":
+			if durs[i], err = config.ParseDuration(e.For); err != nil || durs[i] < time.Second {
+				refuse(i, jailOf(e), control.RefusedInvalid, "for: %q: want a duration of a second or more: 30m, 12h, 7d", e.For)
+				continue
+			}
+		}
+		prefixes[i], pass[i] = p, true
+	}
+	var made []ban.Ban
+	err := d.withGen(ctx, func(g *generation, bg context.Context) error {
+		t := now()
+		type key struct {
+			p    netip.Prefix
+			jail string
+		}
+		longest := map[key]time.Time{}
+		if slices.Contains(pass, true) {
+			active, err := d.store.Active(bg, t)
+			if err != nil {
+				return err
+			}
+			for i := range active {
+				k := key{active[i].Prefix, active[i].Jail}
+				if active[i].End.After(longest[k]) {
+					longest[k] = active[i].End
+				}
+			}
+		}
+		seen := map[key]bool{}
+		var bans []*ban.Ban
+		for i := range req.Bans {
+			if !pass[i] {
+				continue
+			}
+			e, p := &req.Bans[i], prefixes[i]
+			jailName := jailOf(e)
+			if err := g.checkJail(jailName); err != nil {
+				refuse(i, jailName, control.RefusedUnknownJail, "%v", err)
+				continue
+			}
+			end := t.Add(durs[i])
+			switch {
+			case !e.Until.IsZero():
+				if e.Until.Sub(t) < time.Second {
+					refuse(i, jailName, control.RefusedInvalid, "until %s: not a second ahead", e.Until.UTC().Format(time.RFC3339))
+					continue
+				}
+				end = e.Until
+			case e.For == "":
+				end = t.Add(config.DefaultBanTime)
+				if jr := g.jailRun(jailName); jr != nil {
+					end = t.Add(jr.cfg.BanTime)
+				}
+			}
+			if !req.Force {
+				if why := g.ignoredBy(jailName, p); why != "" {
+					refuse(i, jailName, control.RefusedIgnored, "%s is not banned: %s", p, why)
+					continue
+				}
+			}
+			k := key{p, jailName}
+			if seen[k] {
+				refuse(i, jailName, control.RefusedDuplicate, "%s is listed twice for jail %s", p, jailName)
+				continue
+			}
+			seen[k] = true
+			if until, ok := longest[k]; ok && !until.Before(end) {
+				refuse(i, jailName, control.RefusedBanned, "%s is already banned in jail %s until %s", p, jailName, until.UTC().Format(time.RFC3339))
+				continue
+			}
+			reason := e.Reason
+			if reason == "" {
+				reason = "manual ban by " + peer.String()
+			}
+			bans = append(bans, &ban.Ban{Prefix: p, Jail: jailName, Origin: ban.OriginManual, Start: t, End: end,
+				Reason: reason, FirstEvent: t, LastEvent: t, Evidence: []string{}})
+		}
+		made = make([]ban.Ban, 0, len(bans))
+		if req.DryRun || len(bans) == 0 {
+			for _, b := range bans {
+				made = append(made, *b)
+			}
+			return nil
+		}
+		if err := d.store.Commit(bg, store.Batch{Bans: bans}); err != nil {
+			return err
+		}
+		entries := make([]firewall.Entry, 0, len(bans))
+		for _, b := range bans {
+			if e, ok := entry(b, t); ok {
+				entries = append(entries, e)
+			}
+			made = append(made, *b)
+		}
+		if err := g.backend.Add(bg, entries); err != nil {
+			return fmt.Errorf("the bans are stored but the firewall refused them (they are retried at the next repair): %w", err)
+		}
+		g.log.Info("bulk ban", "bans", len(bans), "refused", len(refused), "by", peer.String(), "took", time.Since(t).Round(time.Millisecond))
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	slices.SortFunc(refused, func(a, b control.Refusal) int { return a.Index - b.Index })
+	if !req.DryRun && len(made) > 0 {
+		// The jails learn the addresses are banned, all in one visit.
+		err := d.inProcessor(ctx, func(g *generation) {
+			for i := range made {
+				if jr := g.jailRun(made[i].Jail); jr != nil {
+					jr.jail.MarkBanned(made[i].Prefix, made[i].End)
+				}
+			}
+		})
+		if err != nil {
+			g := d.current()
+			g.log.Warn("bulk ban: the jails were not told of the new bans; they still count strikes of those addresses", "err", err)
+		}
+	}
+	return made, refused, nil
+}
+
 // ignoredBy says why p may not be banned in jailName without --force, or "".
 func (g *generation) ignoredBy(jailName string, p netip.Prefix) string {
 	var ig *jail.Ignore
