@@ -32,8 +32,10 @@ type fastOp uint8
 
 const (
 	fLit     fastOp = iota // the bytes lit
+	fLit8                  // the bytes lit, at most 8 of them: one word compare
 	fClass                 // one byte of set
 	fRun                   // min to max (-1: any number) bytes of set, then next
+	fRunDet                // a det fRun scanned byte by byte (scanSet)
 	fSplit                 // try x, then y
 	fJmp                   // go to x
 	fSave                  // capture slot n := position
@@ -60,7 +62,7 @@ type fastInst struct {
 	// For a run, what its continuation needs at the run's end; a run
 	// tries only the ends that it admits. followByte is the one byte it
 	// admits, or -1 when it admits more or other than one byte.
-	follow     admit
+	follow     *admitSet
 	followByte int
 	// det: a run whose continuation can only start where the run ends
 	// (its first byte is never one of the run's, or it is the end of the
@@ -73,26 +75,66 @@ type fastInst struct {
 	stop byte
 	// For a split, what each branch needs first: a branch that cannot
 	// start at the position is not tried.
-	firstX, firstY admit
+	firstX, firstY *admitSet
 }
 
-// admit is what a part of a program can start with: a byte of set, the end
-// of the text, or anything (when it starts with an assertion or the match).
+// admit is what a part of a program can start with besides its first
+// bytes (kept apart, as asciiBits): the end of the text, or anything (when
+// it starts with an assertion or the match).
 type admit struct {
-	set *byteSet // nil: no byte
 	end bool
 	any bool
 }
 
-// ok reports whether text at pos may be what a holds.
-func (a *admit) ok(text []byte, pos int) bool {
+// admitSet is an admit as a table, for the matcher: entry c for a byte c
+// at the position, entry 256 for the end of the text. A table look-up is
+// a few instructions where admit's three cases cost a dozen, and the
+// checks run at every run end and split.
+type admitSet [257]bool
+
+// admitTables holds the admitSets built so far, shared by every program:
+// a filter's rules need few distinct ones, and building each costs a pass
+// over 257 entries at start-up.
+var admitTables struct {
+	sync.Mutex
+	m map[admitKey]*admitSet
+}
+
+// admitKey is what an admitSet is built from.
+type admitKey struct {
+	bits     asciiBits
+	end, any bool
+}
+
+// table returns the admitSet of the bytes b and a's end and any.
+func (a *admit) table(b asciiBits) *admitSet {
+	k := admitKey{b, a.end, a.any}
 	if a.any {
-		return true
+		k = admitKey{any: true}
 	}
-	if pos >= len(text) {
-		return a.end
+	admitTables.Lock()
+	defer admitTables.Unlock()
+	if t, ok := admitTables.m[k]; ok {
+		return t
 	}
-	return a.set != nil && a.set[text[pos]]
+	t := new(admitSet)
+	for c := range 256 {
+		t[c] = k.any || c < 0x80 && b[c>>6]&(1<<(c&63)) != 0
+	}
+	t[256] = k.any || k.end
+	if admitTables.m == nil {
+		admitTables.m = map[admitKey]*admitSet{}
+	}
+	admitTables.m[k] = t
+	return t
+}
+
+// ok reports whether text at pos may be what a holds.
+func (a *admitSet) ok(text []byte, pos int) bool {
+	if uint(pos) < uint(len(text)) {
+		return a[text[pos]]
+	}
+	return a[256]
 }
 
 // asciiBits is a set of ASCII bytes as a bitmap, for compiling.
@@ -111,20 +153,6 @@ func bitsOf(set *byteSet) asciiBits {
 		}
 	}
 	return b
-}
-
-// byteSetOf returns b as a byteSet, nil if b is empty.
-func byteSetOf(b asciiBits) *byteSet {
-	if b == (asciiBits{}) {
-		return nil
-	}
-	set := new(byteSet)
-	for w, word := range b {
-		for ; word != 0; word &= word - 1 {
-			set[w*64+bits.TrailingZeros64(word)] = true
-		}
-	}
-	return set
 }
 
 // How a run finds its longest extent.
@@ -146,6 +174,12 @@ func compileFast(expr string) *fastProg {
 		return nil
 	}
 	re = re.Simplify()
+	if !anchored(re) {
+		// The matcher tries the text's start only. A rule whose regex
+		// closes the "^(?:" it is wrapped in ("a)|(b") has a branch that
+		// may match further on: package regexp searches for it.
+		return nil
+	}
 	c := &fastCompiler{p: &fastProg{ncap: 2 * (re.MaxCap() + 1)}}
 	c.emit(fastInst{op: fSave, n: 0})
 	if !c.compile(re) {
@@ -169,8 +203,11 @@ func compileFast(expr string) *fastProg {
 		var b asciiBits
 		var a admit
 		c.p.first(pc, sets, visited, &b, &a)
-		a.set = byteSetOf(b)
 		return b, a
+	}
+	table := func(pc int) *admitSet {
+		b, a := first(pc)
+		return a.table(b)
 	}
 	for i := range c.p.insts {
 		in := &c.p.insts[i]
@@ -179,16 +216,15 @@ func compileFast(expr string) *fastProg {
 		case fSplit:
 			in.memo = c.p.memo
 			c.p.memo++
-			_, in.firstX = first(in.x)
-			_, in.firstY = first(in.y)
+			in.firstX, in.firstY = table(in.x), table(in.y)
 		case fRun:
 			in.memo = c.p.memo
 			c.p.memo++
-			var follow asciiBits
-			follow, in.follow = first(i + 1)
-			in.det = !in.follow.any && follow[0]&sets[i][0] == 0 && follow[1]&sets[i][1] == 0
+			follow, a := first(i + 1)
+			in.follow = a.table(follow)
+			in.det = !a.any && follow[0]&sets[i][0] == 0 && follow[1]&sets[i][1] == 0
 			in.followByte = -1
-			if !in.follow.any && !in.follow.end && follow.count() == 1 {
+			if !a.any && !a.end && follow.count() == 1 {
 				in.followByte = bits.TrailingZeros64(follow[0])
 				if follow[0] == 0 {
 					in.followByte = 64 + bits.TrailingZeros64(follow[1])
@@ -213,7 +249,38 @@ func compileFast(expr string) *fastProg {
 			}
 		}
 	}
+	// The common cases get ops of their own, so that the matcher's loop
+	// decides them once here instead of at every step.
+	for i := range c.p.insts {
+		switch in := &c.p.insts[i]; {
+		case in.op == fLit && len(in.lit) <= 8:
+			in.op = fLit8
+		case in.op == fRun && in.det && in.scan == scanSet:
+			in.op = fRunDet
+		}
+	}
 	return c.p
+}
+
+// anchored reports whether every match of re starts at the start of the
+// text.
+func anchored(re *syntax.Regexp) bool {
+	switch re.Op {
+	case syntax.OpBeginText:
+		return true
+	case syntax.OpConcat:
+		return len(re.Sub) > 0 && anchored(re.Sub[0])
+	case syntax.OpCapture:
+		return anchored(re.Sub[0])
+	case syntax.OpAlternate:
+		for _, sub := range re.Sub {
+			if !anchored(sub) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
 }
 
 // first adds to b and a what the program can start with from pc on, given
@@ -505,6 +572,10 @@ type fastMachine struct {
 	caps  []int
 	memo  []uint64
 	trail *[]capUndo // the captures to restore when a branch fails
+	// depth counts the branches being tried (the recursive calls of run):
+	// at 0 a failure fails the whole match, whose captures are then not
+	// read, so a save needs no entry on the trail.
+	depth int
 }
 
 // capUndo is a capture slot's value before a save, restored when the branch
@@ -585,6 +656,40 @@ func (m *fastMachine) run(pc, pos int) bool {
 	for {
 		in := &insts[pc]
 		switch in.op {
+		case fLit8:
+			// The literal's word against the next 8 bytes, or, near the
+			// end of the text, against the 8 bytes that end where the
+			// literal would.
+			n := len(in.lit)
+			if pos+8 <= len(text) {
+				if binary.LittleEndian.Uint64(text[pos:pos+8])&in.mask != in.words[0] {
+					return false
+				}
+			} else if !in.litNearEnd(text, pos) {
+				return false
+			}
+			pos += n
+			pc++
+		case fRunDet:
+			// A run with one way to go on, its set looked up byte by byte:
+			// runEnd's scanSet loop, inline.
+			limit := len(text)
+			if in.max >= 0 && pos+in.max < limit {
+				limit = pos + in.max
+			}
+			// An index from 0 and a nil check before the loop keep bounds
+			// and nil checks out of it.
+			set, t, i := in.set, text[pos:limit], 0
+			_ = set[0]
+			for i < len(t) && set[t[i]] {
+				i++
+			}
+			e := pos + i
+			if e < pos+in.min || !in.follow.ok(text, e) {
+				return false
+			}
+			pos = e
+			pc++
 		case fLit:
 			n := len(in.lit)
 			switch rest := len(text) - pos; {
@@ -657,9 +762,11 @@ func (m *fastMachine) run(pc, pos int) bool {
 			mark := len(*m.trail)
 			for e := lo; ; e++ {
 				if in.follow.ok(text, e) && !m.seen(in.memo, e) {
+					m.depth++
 					if m.run(pc+1, e) {
 						return true
 					}
+					m.depth--
 					m.undo(mark)
 				}
 				if e >= limit || !set[text[e]] {
@@ -682,15 +789,19 @@ func (m *fastMachine) run(pc, pos int) bool {
 				continue
 			}
 			mark := len(*m.trail)
+			m.depth++
 			if m.run(in.x, pos) {
 				return true
 			}
+			m.depth--
 			m.undo(mark)
 			pc = in.y
 		case fJmp:
 			pc = in.x
 		case fSave:
-			*m.trail = append(*m.trail, capUndo{in.n, m.caps[in.n]})
+			if m.depth > 0 {
+				*m.trail = append(*m.trail, capUndo{in.n, m.caps[in.n]})
+			}
 			m.caps[in.n] = pos
 			pc++
 		case fBegin:
@@ -719,6 +830,21 @@ func (m *fastMachine) run(pc, pos int) bool {
 	}
 }
 
+// litNearEnd reports whether text holds in's literal (at most 8 bytes) at
+// pos, where fewer than 8 bytes are left: the word compared is the one that
+// ends where the literal would, shifted down, when the text is that long.
+func (in *fastInst) litNearEnd(text []byte, pos int) bool {
+	n := len(in.lit)
+	end := pos + n
+	if end > len(text) {
+		return false
+	}
+	if end >= 8 {
+		return binary.LittleEndian.Uint64(text[end-8:end])>>(64-8*n) == in.words[0]
+	}
+	return string(text[pos:end]) == string(in.lit)
+}
+
 // runDown tries the continuation of the greedy run in (at pc) at each end
 // from hi down to lo that its continuation admits.
 func (m *fastMachine) runDown(in *fastInst, pc, lo, hi int) bool {
@@ -736,9 +862,11 @@ func (m *fastMachine) runDown(in *fastInst, pc, lo, hi int) bool {
 			continue
 		}
 		if !m.seen(in.memo, e) {
+			m.depth++
 			if m.run(pc+1, e) {
 				return true
 			}
+			m.depth--
 			m.undo(mark)
 		}
 	}
@@ -765,9 +893,11 @@ func (m *fastMachine) runUp(in *fastInst, pc, lo, hi int) bool {
 			continue
 		}
 		if !m.seen(in.memo, e) {
+			m.depth++
 			if m.run(pc+1, e) {
 				return true
 			}
+			m.depth--
 			m.undo(mark)
 		}
 	}

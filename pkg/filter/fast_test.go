@@ -137,7 +137,7 @@ func TestFastPatterns(t *testing.T) {
 }
 
 func TestFastRefuses(t *testing.T) {
-	for _, pat := range []string{`^(a*)*b`, `^é`, `^(?m)a$`, `^(?:x?)+y`} {
+	for _, pat := range []string{`^(a*)*b`, `^é`, `^(?m)a$`, `^(?:x?)+y`, `^(?:0)|0()`, `^(?:a)|(b)`, `a`} {
 		if compileFast(pat) != nil {
 			t.Errorf("%s compiled for the fast matcher; it should be left to regexp", pat)
 		}
@@ -179,4 +179,47 @@ func minMatches(t testing.TB) int {
 		return 150
 	}
 	return 300
+}
+
+// TestFastConstructs checks the matcher's special cases against package
+// regexp: each pattern must compile to the op named, and each text takes
+// one of its paths.
+func TestFastConstructs(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		pat   string
+		op    fastOp // an op the program must hold
+		texts []string
+	}{
+		// fLit8: a word compare away from the end, the shifted word that
+		// ends with the text near it, a byte compare in a short text.
+		{"lit8", `^x+(abc)$`, fLit8, []string{"xxabc", "xxabd", "xab", "xxxxxxxabc", "xxxxxxxabd", "xxxxxxxxxxxxabc", "xxxxxxxxxxxxabcd", "abc"}},
+		{"lit8 full word", `^x*(abcdefgh)`, fLit8, []string{"abcdefgh", "xabcdefgh", "xxxxabcdefgh", "xxxxabcdefgx", "abcdefg", "xxxxxxxxabcdefgh!",
+			"xxxxxxxxxabcdefg"}}, // 16 bytes: reading 8 at the last 7 would go past the end
+		// fRunDet: the shortest run, a bounded run, the end of the text as
+		// what may follow, a byte that may not.
+		{"rundet min", `^([a-z]+)=(\d+)`, fRunDet, []string{"ab=1", "=1", "ab=", "abc=123x", "ab1=2"}},
+		{"rundet max", `^(\d{1,3})\.(\d{1,3})$`, fRunDet, []string{"1.2", "123.45", "1234.5", "12.3456", ".1", "1."}},
+		{"rundet end", `^([a-z]+)(?:=|$)`, fRunDet, []string{"abc", "abc=", "abc;", "", "ab c"}},
+		// Saves while a choice is open go on the trail and are undone;
+		// saves before any choice need not be.
+		{"undo", `^(x)(?:(a)b|(a)c)(y)?`, fSave, []string{"xab", "xac", "xacy", "xad", "yac"}},
+		{"undo in loop", `^(?:(a)|(b))*c`, fSave, []string{"abac", "bbc", "aab", "c"}},
+		// admitSet: a split's branches checked by table, the end of the
+		// text included.
+		{"first", `^a(?:b|$)(c?)`, fSplit, []string{"a", "ab", "abc", "ac", ""}},
+	} {
+		re := regexp.MustCompile(tc.pat)
+		p := compileFast(tc.pat)
+		if p == nil {
+			t.Errorf("%s: %s not compiled for the fast matcher", tc.name, tc.pat)
+			continue
+		}
+		if !slices.ContainsFunc(p.insts, func(in fastInst) bool { return in.op == tc.op }) {
+			t.Errorf("%s: %s compiles without op %d", tc.name, tc.pat, tc.op)
+		}
+		for _, s := range tc.texts {
+			sameAsRegexp(t, re, p, []byte(s))
+		}
+	}
 }
