@@ -83,7 +83,7 @@ func cmdImport(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	m := jailMap{}
 	fs.Var(m, "jail", "send fail2ban jail F2B to banwatch jail BW (`F2B=BW`, repeatable)")
 	defFor := fs.String("default-for", "7d", "the length of bans fail2ban stored none for (before 0.11), from their time: a `DURATION`")
-	permFor := fs.String("permanent-for", "3650d", "the length of permanent fail2ban bans (bantime -1): a `DURATION`")
+	permFor := fs.String("permanent-for", "3650d", "the length of permanent fail2ban bans (bantime -1), from their ban time: a `DURATION`")
 	dryRun := fs.Bool("dry-run", false, "show what would be imported (the daemon checks each ban) and change nothing")
 	rest, code, ok := parse(fs, args, 1, 1)
 	if !ok {

@@ -42,7 +42,7 @@ func TestImportFail2banIntoKernel(t *testing.T) {
 		add("dovecot", fmt.Sprintf("198.51.100.%d", i+1), 10*time.Minute, time.Hour, false, "manual", 50*time.Minute)
 	}
 	for i := range 50 { // permanent
-		add("recidive", fmt.Sprintf("198.18.0.%d", i+1), 48*time.Hour, 0, true, "manual", 3650*24*time.Hour)
+		add("recidive", fmt.Sprintf("198.18.0.%d", i+1), 48*time.Hour, 0, true, "manual", 3650*24*time.Hour-48*time.Hour) // ten years from fail2ban's ban time
 	}
 	for i := range 50 { // IPv6, mapped by --jail
 		add("nginx-http-auth", fmt.Sprintf("2001:db8::%x", i+1), time.Minute, 24*time.Hour, false, "postfix", 24*time.Hour-time.Minute)

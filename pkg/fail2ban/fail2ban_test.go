@@ -110,7 +110,7 @@ func TestPlan(t *testing.T) {
 		{"postfix 203.0.113.1", "postfix", time.Time{}, fail2ban.SkipDuplicate, "banned longer in fail2ban jail postfix-sasl"},
 		{"sshd 203.0.113.1", "manual", now.Add(time.Hour), "", "once)"},
 		{"sshd 203.0.113.2", "manual", time.Time{}, fail2ban.SkipExpired, "ended "},
-		{"recidive 198.51.100.3", "manual", now.Add(fail2ban.DefaultPermanentFor), "", "5 times; permanent there)"},
+		{"recidive 198.51.100.3", "manual", now.Add(-72 * time.Hour).Add(fail2ban.DefaultPermanentFor), "", "5 times; permanent there)"}, // from fail2ban's ban time
 		{"dovecot 2001:db8::7", "dovecot", now.Add(50 * time.Minute), "", "3 times)"},
 		{"dovecot 2001:db8:1::/64", "dovecot", now.Add(50 * time.Minute), "", ""},
 		{"dovecot 198.51.100.9", "dovecot", now.Add(9 * time.Minute), "", ""},

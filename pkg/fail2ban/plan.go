@@ -38,7 +38,7 @@ const (
 	// length in the database, and 7 days is banwatch's ban_time.
 	DefaultFor = 7 * 24 * time.Hour
 	// DefaultPermanentFor is how long a permanent fail2ban ban (bantime
-	// -1) lasts in banwatch, whose bans all end: ten years.
+	// -1) lasts in banwatch, whose bans all end: ten years from its time.
 	DefaultPermanentFor = 3650 * 24 * time.Hour
 )
 
@@ -121,7 +121,9 @@ func Plan(bans []Ban, o Options) []Entry {
 		e.Prefix = p
 		switch {
 		case b.Permanent:
-			e.Until = o.Now.Add(o.PermanentFor)
+			// From fail2ban's ban time, not from now: an import run
+			// again finds the ban already there until the same end.
+			e.Until = b.Time.Add(o.PermanentFor)
 		case b.Unknown:
 			e.Until = b.Time.Add(o.DefaultFor)
 		default:
