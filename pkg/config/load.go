@@ -75,6 +75,8 @@ type Daemon struct {
 	// Metrics is the TCP address ("127.0.0.1:9631") of the Prometheus
 	// endpoint, /metrics; empty: none (the default).
 	Metrics string
+	// Notify is banwatch.toml's [notify] table: the webhooks told of bans.
+	Notify Notify
 }
 
 // Enabled is a jail's enabled key: on, off, or on when one of its logs
@@ -214,23 +216,26 @@ func IsPattern(path string) bool { return strings.ContainsAny(path, "*?[") }
 func Load(dir string) (*Config, error) {
 	cfg := &Config{Dir: dir, Filters: map[string]*filter.Filter{}}
 	var errs []error
-	d, err := loadDaemon(filepath.Join(dir, "banwatch.toml"))
+	// The jails are read first, so that [notify] can name them; the
+	// daemon's errors still come first.
+	filters, ferr := LoadFilters(dir)
+	for _, f := range filters {
+		cfg.Filters[f.Name] = f
+	}
+	jails, jerr := loadJails(dir, cfg.Filters, ferr == nil)
+	cfg.Jails = jails
+	d, err := loadDaemon(filepath.Join(dir, "banwatch.toml"), func(name string) bool {
+		return name == ManualJail || cfg.Jail(name) != nil
+	})
 	if err != nil {
 		errs = append(errs, err)
 	}
 	cfg.Daemon = d
-	filters, err := LoadFilters(dir)
-	if err != nil {
-		errs = append(errs, err)
+	for _, err := range []error{ferr, jerr} {
+		if err != nil {
+			errs = append(errs, err)
+		}
 	}
-	for _, f := range filters {
-		cfg.Filters[f.Name] = f
-	}
-	jails, err := loadJails(dir, cfg.Filters, err == nil)
-	if err != nil {
-		errs = append(errs, err)
-	}
-	cfg.Jails = jails
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
@@ -259,11 +264,14 @@ type daemonFile struct {
 		Metrics  *string  `toml:"metrics"`
 		JournalD *string  `toml:"journal_directory"`
 	} `toml:"daemon"`
+	Notify notifyKeys `toml:"notify"`
 }
 
 var tableName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]{0,63}$`)
 
-func loadDaemon(file string) (Daemon, error) {
+// loadDaemon reads banwatch.toml; knownJail (nil: no check) tells whether
+// a jail named in [notify] exists.
+func loadDaemon(file string, knownJail func(string) bool) (Daemon, error) {
 	d := Daemon{
 		StateDir: DefaultStateDir, Socket: DefaultSocket, Firewall: DefaultFirewall,
 		Table: DefaultTable, History: DefaultHistory,
@@ -285,7 +293,14 @@ func loadDaemon(file string) (Daemon, error) {
 		errs = append(errs, &Error{File: file, Line: tomlpos.Locate(data, key...), Key: strings.Join(key, "."), Reason: reason})
 	}
 	for _, k := range md.Undecoded() {
-		bad("unknown key (known in [daemon]: state_dir, socket, socket_group, firewall, nft_table, ignore, history, metrics, journal_directory)", k...)
+		switch {
+		case k[0] == "notify":
+			bad("unknown key (known in [notify]: "+notifyKeyList+")", k...)
+		case k[0] != "daemon":
+			bad("unknown table (banwatch.toml holds [daemon] and [notify])", k[0])
+		default:
+			bad("unknown key (known in [daemon]: state_dir, socket, socket_group, firewall, nft_table, ignore, history, metrics, journal_directory)", k...)
+		}
 	}
 	x := &f.Daemon
 	if x.StateDir != nil {
@@ -345,6 +360,9 @@ func loadDaemon(file string) (Daemon, error) {
 		bad(err.Error(), "daemon", "ignore")
 	}
 	d.Ignore = ign
+	n, nerrs := parseNotify(file, data, &f.Notify, knownJail)
+	d.Notify = n
+	errs = append(errs, nerrs...)
 	return d, errors.Join(errs...)
 }
 

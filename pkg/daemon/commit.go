@@ -11,6 +11,7 @@ import (
 	"github.com/banwatch/banwatch/pkg/ban"
 	"github.com/banwatch/banwatch/pkg/config"
 	"github.com/banwatch/banwatch/pkg/firewall"
+	"github.com/banwatch/banwatch/pkg/notify"
 	"github.com/banwatch/banwatch/pkg/store"
 )
 
@@ -96,6 +97,7 @@ func (g *generation) commit(ctx context.Context, batches <-chan *batch, repair <
 				w.errs.error("store", "closing expired bans failed", "err", err)
 			} else if n > 0 {
 				g.log.Info("bans expired", "count", n)
+				g.notify.Expired(n) // counted in the digests, not notified one by one
 			}
 		case <-check.C:
 			ok, err := g.backend.Check(bg)
@@ -258,7 +260,7 @@ func (g *generation) install(ctx context.Context, b *batch, errs *rateLog, logs 
 			entries = append(entries, e)
 		}
 		lines = append(lines, banLine{jail: bn.Jail, prefix: bn.Prefix, strikes: bn.Strikes, reason: bn.Reason,
-			length: bn.End.Sub(bn.Start), first: bn.FirstEvent, last: bn.LastEvent})
+			origin: bn.Origin, start: bn.Start, end: bn.End, first: bn.FirstEvent, last: bn.LastEvent})
 	}
 	logs <- lines
 	if err := g.backend.Add(ctx, entries); err != nil {
@@ -287,21 +289,28 @@ type banLine struct {
 	prefix      netip.Prefix
 	strikes     int
 	reason      string
-	length      time.Duration
+	origin      string
+	start, end  time.Time
 	first, last time.Time
 }
 
-// logBans logs the bans that come on in, a line each, in order, until in is
+// logBans logs the bans that come on in, a line each, in order, and hands
+// them to the notifier (which never waits for its webhooks), until in is
 // closed. Formatting and writing a line costs several microseconds, more
 // than putting the ban into the kernel: a goroutine of its own keeps that
 // off the committer's path during a flood of bans.
 func (g *generation) logBans(in <-chan []banLine, done chan<- struct{}) {
 	defer close(done)
+	var evs []notify.Event
 	for ls := range in {
+		evs = evs[:0]
 		for _, l := range ls {
 			g.log.Info("ban", "jail", l.jail, "ip", ban.IP(l.prefix), "strikes", l.strikes, "reason", l.reason,
-				"for", config.FormatDuration(l.length), "first", l.first.Format(time.RFC3339), "last", l.last.Format(time.RFC3339))
+				"for", config.FormatDuration(l.end.Sub(l.start)), "first", l.first.Format(time.RFC3339), "last", l.last.Format(time.RFC3339))
+			evs = append(evs, notify.Event{Kind: config.NotifyBan, Prefix: l.prefix, Jail: l.jail, Origin: l.origin,
+				Start: l.start, Until: l.end, Strikes: l.strikes, Reason: l.reason})
 		}
+		g.notify.Notify(evs...)
 	}
 }
 

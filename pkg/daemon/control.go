@@ -16,6 +16,7 @@ import (
 	"github.com/banwatch/banwatch/pkg/control"
 	"github.com/banwatch/banwatch/pkg/firewall"
 	"github.com/banwatch/banwatch/pkg/jail"
+	"github.com/banwatch/banwatch/pkg/notify"
 	"github.com/banwatch/banwatch/pkg/store"
 )
 
@@ -294,6 +295,7 @@ func (d *daemon) Ban(ctx context.Context, req control.BanRequest, peer control.P
 	if g := d.current(); g.jailRun(out.Jail) != nil {
 		g.sendMark(mark{jail: out.Jail, prefix: out.Prefix, end: out.End})
 	}
+	d.notifier().Notify(notifyEvent(config.NotifyBan, &out, peer.String()))
 	return []ban.Ban{out}, nil
 }
 
@@ -435,6 +437,11 @@ func (d *daemon) BulkBan(ctx context.Context, req control.BulkBanRequest, peer c
 	}
 	slices.SortFunc(refused, func(a, b control.Refusal) int { return a.Index - b.Index })
 	if !req.DryRun && len(made) > 0 {
+		evs := make([]notify.Event, len(made))
+		for i := range made {
+			evs[i] = notifyEvent(config.NotifyBan, &made[i], peer.String())
+		}
+		d.notifier().Notify(evs...) // a whole import is one message (or a few)
 		// The jails learn the addresses are banned, all in one visit.
 		err := d.inProcessor(ctx, func(g *generation) {
 			for i := range made {
@@ -526,12 +533,21 @@ func (d *daemon) Unban(ctx context.Context, req control.UnbanRequest, peer contr
 		return nil, err
 	}
 	g := d.current()
-	for _, b := range ended {
+	evs := make([]notify.Event, 0, len(ended))
+	for i, b := range ended {
 		if g.jailRun(b.Jail) != nil {
 			g.sendMark(mark{jail: b.Jail, prefix: b.Prefix, unmark: true})
 		}
+		evs = append(evs, notifyEvent(config.NotifyUnban, &ended[i], peer.String()))
 	}
+	d.notifier().Notify(evs...)
 	return ended, nil
+}
+
+// notifyEvent is what the notifier is told of b (a copy).
+func notifyEvent(kind string, b *ban.Ban, by string) notify.Event {
+	return notify.Event{Kind: kind, Prefix: b.Prefix, Jail: b.Jail, Origin: b.Origin, Start: b.Start, Until: b.End,
+		Strikes: b.Strikes, Reason: b.Reason, By: by}
 }
 
 // oneJail refuses an unban without a jail when p is banned in several.

@@ -25,13 +25,17 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/banwatch/banwatch/pkg/config"
 	"github.com/banwatch/banwatch/pkg/control"
 	"github.com/banwatch/banwatch/pkg/firewall"
 	"github.com/banwatch/banwatch/pkg/firewall/logonly"
 	"github.com/banwatch/banwatch/pkg/firewall/nft"
+	"github.com/banwatch/banwatch/pkg/notify"
 	"github.com/banwatch/banwatch/pkg/store"
 )
 
@@ -96,6 +100,7 @@ func Run(ctx context.Context, opts Options) error {
 
 	d := &daemon{opts: opts, log: log, store: st, started: now(), reloads: make(chan chan error)}
 	d.metrics = newMetrics(d)
+	d.registerNotifyMetrics()
 	ln, err := control.Listen(cfg.Daemon.Socket, socketGID(cfg))
 	if err != nil {
 		return fmt.Errorf("daemon: %w", err)
@@ -116,13 +121,18 @@ func Run(ctx context.Context, opts Options) error {
 		defer stop()
 	}
 
+	// The notifier outlives generations, like the control socket: it
+	// stops after the last generation has handed it its bans.
+	d.startNotifier(ctx, cfg)
+	defer d.stopNotifier()
+
 	go d.reloader(ctx)
 	first := true
 	for {
 		genCtx, cancel := context.WithCancel(ctx)
 		g := &generation{cfg: cfg, log: log, store: st, backend: backend, poll: opts.Poll,
 			ctl: make(chan func(context.Context)), marks: make(chan mark, 64), procOps: make(chan func(context.Context)), probes: make(chan func()), dnsblHits: make(chan dnsblHit, 256),
-			stopped: make(chan struct{}), metrics: d.metrics}
+			stopped: make(chan struct{}), metrics: d.metrics, notify: d.notifier()}
 		d.mu.Lock()
 		d.cur, d.cancel = g, cancel
 		d.mu.Unlock()
@@ -163,9 +173,17 @@ func Run(ctx context.Context, opts Options) error {
 				reply <- nil
 			}
 		}
+		prev := cfg
 		d.mu.Lock()
 		cfg = d.next
 		d.mu.Unlock()
+		if !cfg.Daemon.Notify.Equal(&prev.Daemon.Notify) {
+			// What the old webhooks had not sent yet is posted once as
+			// they stop; the digest periods start again.
+			d.stopNotifier()
+			d.startNotifier(ctx, cfg)
+			log.Info("notifications restarted for the new [notify]", "webhooks", len(cfg.Daemon.Notify.Webhooks))
+		}
 		log.Info("configuration reloaded", "jails", len(cfg.Jails))
 	}
 }
@@ -188,6 +206,69 @@ type daemon struct {
 	metrics  *metrics
 	jailBase map[string]*jailCounts // retired generations' counters, by jail (mu)
 	logBase  map[string]*logCounts  // and by log (mu)
+
+	notify     *notify.Notifier // the webhooks of [notify] (mu)
+	notifyStop func()           // stops notify's Run and waits for it (Run's goroutine only)
+	notifyCnt  notify.Counters  // what every notifier since the start did
+}
+
+// notifier returns the running notifier.
+func (d *daemon) notifier() *notify.Notifier {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.notify
+}
+
+// startNotifier starts a notifier for cfg's [notify]; with no webhooks it
+// sends nothing. It runs until stopNotifier.
+func (d *daemon) startNotifier(ctx context.Context, cfg *config.Config) {
+	n := notify.New(cfg.Daemon.Notify, d.log.With("component", "notify"), notify.Options{
+		Counters:  &d.notifyCnt,
+		UserAgent: "banwatch/" + version(),
+		Active: func(ctx context.Context) (map[string]int, error) {
+			return d.store.CountActive(ctx, now())
+		},
+	})
+	nctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = n.Run(nctx) // returns nil when nctx ends
+	}()
+	d.mu.Lock()
+	d.notify = n
+	d.mu.Unlock()
+	d.notifyStop = func() {
+		cancel()
+		<-done
+	}
+	if len(cfg.Daemon.Notify.Webhooks) > 0 {
+		d.log.Info("notifications on", "webhooks", len(cfg.Daemon.Notify.Webhooks), "host", n.Host())
+	}
+}
+
+// stopNotifier stops the running notifier: it posts what is pending once
+// (for at most two seconds) and returns.
+func (d *daemon) stopNotifier() {
+	if d.notifyStop != nil {
+		d.notifyStop()
+		d.notifyStop = nil
+	}
+}
+
+// registerNotifyMetrics exposes the notifiers' counters.
+func (d *daemon) registerNotifyMetrics() {
+	for _, c := range []struct {
+		name, help string
+		v          *atomic.Int64
+	}{
+		{"banwatch_notify_sent_total", "Webhook messages (ban, unban, digest) the endpoint took (2xx).", &d.notifyCnt.Sent},
+		{"banwatch_notify_failed_total", "Webhook messages given up: retries used up, a 4xx answer, or the daemon stopping.", &d.notifyCnt.Failed},
+		{"banwatch_notify_dropped_total", "Bans and unbans left out of a webhook message's list (beyond 100), counted in its totals only.", &d.notifyCnt.Dropped},
+	} {
+		d.metrics.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: c.name, Help: c.help},
+			func() float64 { return float64(c.v.Load()) }))
+	}
 }
 
 // current returns the running generation.

@@ -22,6 +22,7 @@ import (
 	"github.com/banwatch/banwatch/pkg/firewall"
 	"github.com/banwatch/banwatch/pkg/jail"
 	"github.com/banwatch/banwatch/pkg/logtime"
+	"github.com/banwatch/banwatch/pkg/notify"
 	"github.com/banwatch/banwatch/pkg/offline"
 	"github.com/banwatch/banwatch/pkg/source"
 	"github.com/banwatch/banwatch/pkg/store"
@@ -99,6 +100,8 @@ type generation struct {
 
 	metrics *metrics // the daemon's, which outlive generations
 	retired bool     // its counters were added to the daemon's sums (daemon.mu)
+
+	notify *notify.Notifier // the daemon's webhooks, which outlive generations (nil: none)
 }
 
 // mark tells a jail that a prefix was banned (until end) or unbanned.
