@@ -28,8 +28,9 @@ func cmdTest(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	asJSON := fs.Bool("json", false, "print one JSON object per match (JSON Lines), then a summary object")
 	top := fs.Int("top", 10, "show the `N` addresses with the most events")
 	jailName := fs.String("jail", "", "replay the log through jail `NAME` (its filter, window, fingerprints, subnets...) and report the bans it would make")
+	noProgress := fs.Bool("no-progress", false, "draw no progress bar (drawn on standard error when it is a terminal, without --json)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: banctl test [--filter NAME|PATH | --jail NAME] [--config DIR] [--json] [--top N] FILE...")
+		fmt.Fprintln(stderr, "usage: banctl test [--filter NAME|PATH | --jail NAME] [--config DIR] [--json] [--top N] [--no-progress] FILE...")
 		fmt.Fprintln(stderr, "Runs filters over log files (\"-\" for standard input) without the daemon; with --jail, also")
 		fmt.Fprintln(stderr, "the jail, with the log's own timestamps, and reports the bans it would make.")
 		fs.PrintDefaults()
@@ -85,7 +86,7 @@ func cmdTest(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		return 2
 	}
 
-	inputs, closeAll, err := openInputs(files, stdin)
+	inputs, total, closeAll, err := openInputs(files, stdin)
 	defer closeAll()
 	if err != nil {
 		fmt.Fprintln(stderr, "banctl test:", err)
@@ -118,7 +119,14 @@ func cmdTest(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 			}
 		}
 	}
-	rep, err := offline.Run(ctx, set, inputs, onMatch)
+	var prog *offline.Progress
+	stopProgress := func() {}
+	if fd, ok := terminalFd(stderr); ok && !*asJSON && !*noProgress {
+		prog = new(offline.Progress)
+		stopProgress = startProgress(stderr, func() int { return termWidth(fd) }, prog, total)
+	}
+	rep, err := offline.RunWithProgress(ctx, set, inputs, onMatch, prog)
+	stopProgress()
 	if err != nil {
 		out.Flush()
 		fmt.Fprintln(stderr, "banctl test:", err)
@@ -161,11 +169,12 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 
 // openInputs opens every file before any is read, so that a typo fails at
 // once. A file's reference time (see offline.Input) is the day its name
-// carries (IceWarp's YYYYMMDD logs), else its modification time.
-func openInputs(names []string, stdin io.Reader) ([]offline.Input, func(), error) {
-	var inputs []offline.Input
+// carries (IceWarp's YYYYMMDD logs), else its modification time. total is
+// the bytes left to read in all inputs together, -1 when one of them is
+// not a regular file (a pipe, a terminal), whose length is not known.
+func openInputs(names []string, stdin io.Reader) (inputs []offline.Input, total int64, closeAll func(), err error) {
 	var opened []*os.File
-	closeAll := func() {
+	closeAll = func() {
 		for _, f := range opened {
 			f.Close()
 		}
@@ -173,27 +182,47 @@ func openInputs(names []string, stdin io.Reader) ([]offline.Input, func(), error
 	for _, name := range names {
 		if name == "-" {
 			inputs = append(inputs, offline.Input{Name: "-", R: stdin, Ref: time.Now()})
+			total = addSize(total, stdin)
 			continue
 		}
 		f, err := os.Open(name)
 		if err != nil {
-			return nil, closeAll, err
+			return nil, 0, closeAll, err
 		}
 		opened = append(opened, f)
 		st, err := f.Stat()
 		if err != nil {
-			return nil, closeAll, err
+			return nil, 0, closeAll, err
 		}
 		if st.IsDir() {
-			return nil, closeAll, fmt.Errorf("%s: is a directory", name)
+			return nil, 0, closeAll, fmt.Errorf("%s: is a directory", name)
 		}
+		total = addSize(total, f)
 		ref := st.ModTime()
 		if t, ok := offline.RefFromName(name, time.Local); ok {
 			ref = t
 		}
 		inputs = append(inputs, offline.Input{Name: name, R: f, Ref: ref})
 	}
-	return inputs, closeAll, nil
+	return inputs, total, closeAll, nil
+}
+
+// addSize adds to total (-1: unknown) the bytes left in r from its current
+// offset if r is a regular file, and returns -1 if it is anything else.
+func addSize(total int64, r io.Reader) int64 {
+	f, ok := r.(*os.File)
+	if !ok || total < 0 {
+		return -1
+	}
+	st, err := f.Stat()
+	if err != nil || !st.Mode().IsRegular() {
+		return -1
+	}
+	off, err := f.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return -1
+	}
+	return total + max(st.Size()-off, 0)
 }
 
 func writeSummary(w io.Writer, rep *offline.Report, filters []string, top int) {
