@@ -8,6 +8,10 @@
 #                namespace, allocations of the hot paths; one table
 #   make bench-go the Go benchmarks of the matching engine on one core
 #   make fuzz    long fuzz runs (FUZZTIME each, default 5m)
+#   make install binaries, /etc/banwatch, the systemd unit, man pages
+#                (PREFIX=/usr/local, DESTDIR for staging)
+#   make man     the manual pages and completions from their sources
+#   make deb     a Debian package in dist/ (nfpm, fetched by go run)
 
 GO        ?= go
 FUZZTIME  ?= 5m
@@ -19,12 +23,56 @@ FUZZTIME  ?= 5m
 DEBIAN_PACKAGES ?= nftables iproute2 util-linux gcc libc6-dev postfix dovecot-core swaks libidn12 systemd systemd-journal-remote fail2ban
 POLICY_RCD = /usr/sbin/policy-rc.d
 
-.PHONY: all build check deps fmt vet test test-all fuzz-smoke fuzz bench bench-go clean
+.PHONY: all build install man deb check deps fmt vet test test-all fuzz-smoke fuzz bench bench-go clean
 
 all: build
 
+# The release: the last tag (v0.1.0 -> 0.1.0), else 0.0.0+git and the
+# commit; a Debian version must start with a digit. The binaries also carry
+# the commit from Go's VCS stamp.
+VERSION   ?= $(shell v=$$(git describe --tags --abbrev=0 2>/dev/null | sed 's/^v//'); \
+	echo $${v:-0.0.0+git$$(git rev-parse --short=12 HEAD 2>/dev/null)})
+DIST      ?= dist
+LDFLAGS   := -X github.com/banwatch/banwatch/internal/version.Version=$(VERSION)
+PREFIX    ?= /usr/local
+SYSCONFDIR ?= /etc
+UNITDIR   ?= $(SYSCONFDIR)/systemd/system
+NFPM      ?= github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2
+
 build:
-	$(GO) build -o bin/ ./cmd/...
+	$(GO) build -ldflags '$(LDFLAGS)' -o bin/ ./cmd/banwatchd ./cmd/banctl
+
+# Installs what the package holds, under PREFIX; the configuration files are
+# not overwritten when they exist. The unit's ExecStart is rewritten to
+# PREFIX's binary.
+install: build
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(UNITDIR) \
+		$(DESTDIR)$(SYSCONFDIR)/banwatch/jails $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/share/man/man8
+	install -m 0755 bin/banwatchd $(DESTDIR)$(PREFIX)/sbin/banwatchd
+	install -m 0755 bin/banctl $(DESTDIR)$(PREFIX)/bin/banctl
+	sed 's#/usr/sbin/banwatchd#$(PREFIX)/sbin/banwatchd#g' contrib/systemd/banwatchd.service >$(DESTDIR)$(UNITDIR)/banwatchd.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/banwatchd.service
+	[ -e $(DESTDIR)$(SYSCONFDIR)/banwatch/banwatch.toml ] || install -m 0644 contrib/etc/banwatch.toml $(DESTDIR)$(SYSCONFDIR)/banwatch/banwatch.toml
+	install -m 0644 contrib/etc/jails.README $(DESTDIR)$(SYSCONFDIR)/banwatch/jails/README
+	for m in man/*.[0-9]; do s=$${m##*.}; install -m 0644 $$m $(DESTDIR)$(PREFIX)/share/man/man$$s/; done
+	install -d $(DESTDIR)$(PREFIX)/share/bash-completion/completions $(DESTDIR)$(PREFIX)/share/zsh/vendor-completions \
+		$(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
+	install -m 0644 contrib/completion/banctl.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/banctl
+	install -m 0644 contrib/completion/_banctl $(DESTDIR)$(PREFIX)/share/zsh/vendor-completions/_banctl
+	install -m 0644 contrib/completion/banctl.fish $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/banctl.fish
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; \
+		echo "installed; start with: systemctl enable --now banwatchd"; fi
+
+# The manual pages (man/) and banctl's completions (contrib/completion/),
+# from the pages' sources next to the code (internal/mangen).
+man:
+	$(GO) test -count=1 -run 'TestPages$$|TestCompletions' ./internal/mangen -update
+
+# A Debian package of this checkout in dist/, built by nfpm
+# (packaging/nfpm.yaml) at a pinned version through go run.
+deb: build
+	mkdir -p $(DIST)
+	VERSION=$(VERSION) $(GO) run $(NFPM) package --config packaging/nfpm.yaml --packager deb --target $(DIST)/
 
 check: deps fmt vet test-all fuzz-smoke
 
@@ -91,4 +139,4 @@ bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem -cpu 1 -count 5 ./pkg/offline ./pkg/filter
 
 clean:
-	rm -rf bin
+	rm -rf bin dist

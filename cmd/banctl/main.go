@@ -10,6 +10,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/banwatch/banwatch/internal/version"
 	"io"
 	"os"
 	"os/signal"
@@ -40,7 +41,7 @@ offline:
         run filters over log files ("-" reads standard input) and report
         what they find; with --jail, the bans the jail would make
 
-Run "banctl COMMAND --help" for a command's options.
+Run "banctl COMMAND --help" for a command's options, "banctl --version" for the version.
 `
 
 func main() {
@@ -62,6 +63,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return cmdTest(ctx, args[1:], stdin, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
+		return 0
+	case "version", "--version":
+		fmt.Fprintln(stdout, version.Line("banctl"))
 		return 0
 	case "status":
 		return cmdStatus(ctx, args[1:], stdout, stderr)

@@ -23,6 +23,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/banwatch/banwatch/internal/version"
 	"github.com/banwatch/banwatch/pkg/config"
 	"github.com/banwatch/banwatch/pkg/daemon"
 	"github.com/banwatch/banwatch/pkg/systemd"
@@ -42,8 +43,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	poll := fs.Bool("poll", false, "poll the logs instead of using inotify")
 	stateDir := fs.String("state-dir", "", "state `directory` (the SQLite database), overriding banwatch.toml's state_dir")
 	socket := fs.String("socket", "", "control socket `path`, overriding banwatch.toml's socket")
+	showVersion := fs.Bool("version", false, "print the version and the commit, and exit")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if *showVersion {
+		fmt.Fprintln(stdout, version.Line("banwatchd"))
+		return 0
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "banwatchd: unexpected argument %q\n", fs.Arg(0))

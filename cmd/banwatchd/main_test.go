@@ -56,3 +56,15 @@ func TestFlags(t *testing.T) {
 		}
 	}
 }
+
+// --version prints the program, its version and its commit, and exits 0
+// without reading a configuration.
+func TestVersion(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"--version", "--config", "/nonexistent"}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	if got := out.String(); !strings.HasPrefix(got, "banwatchd ") || !strings.Contains(got, "(commit ") {
+		t.Errorf("--version printed %q", got)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"github.com/banwatch/banwatch/internal/testutil"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -296,5 +297,28 @@ func TestShippedBotnetDefences(t *testing.T) {
 	}
 	if j := cfg.Jail("postfix"); j.Subnet.Bans != 0 || j.Subnet.V4 != 24 || j.Learn.Distinct != 5 {
 		t.Errorf("after the local override: %+v", j)
+	}
+}
+
+// The example banwatch.toml that make install and the package put in
+// /etc/banwatch loads as it is, and with every commented-out setting
+// turned on.
+func TestExampleConfig(t *testing.T) {
+	data, err := os.ReadFile("../../contrib/etc/banwatch.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	setting := regexp.MustCompile(`(?m)^#(\[.*\]|[a-z_]+ = .*)$`)
+	if n := len(setting.FindAll(data, -1)); n < 9 {
+		t.Fatalf("%d commented settings in the example; want every [daemon] key", n)
+	}
+	for _, doc := range []string{string(data), setting.ReplaceAllString(string(data), "$1")} {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "banwatch.toml"), []byte(doc), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Load(dir); err != nil {
+			t.Errorf("%v\n%s", err, doc)
+		}
 	}
 }

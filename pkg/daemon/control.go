@@ -3,9 +3,9 @@ package daemon
 import (
 	"context"
 	"fmt"
+	bwversion "github.com/banwatch/banwatch/internal/version"
 	"net/http"
 	"net/netip"
-	"runtime/debug"
 	"slices"
 	"sort"
 	"strings"
@@ -23,35 +23,10 @@ import (
 // The daemon answers the control socket.
 var _ control.Handler = (*daemon)(nil)
 
-// Version is banwatchd's version: set at build time with
-// -ldflags "-X github.com/banwatch/banwatch/pkg/daemon.Version=1.2.3", or
-// taken from the build's VCS stamp.
-var Version = ""
-
+// version is what banctl status and the metrics show: the release (set
+// by the Makefile) and the commit, as banwatchd --version prints them.
 func version() string {
-	if Version != "" {
-		return Version
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		var rev, dirty string
-		for _, s := range bi.Settings {
-			switch s.Key {
-			case "vcs.revision":
-				rev = s.Value
-			case "vcs.modified":
-				if s.Value == "true" {
-					dirty = "+modified"
-				}
-			}
-		}
-		if rev != "" {
-			return "dev-" + rev[:min(12, len(rev))] + dirty
-		}
-		if bi.Main.Version != "" {
-			return bi.Main.Version
-		}
-	}
-	return "dev"
+	return bwversion.String() + " (commit " + bwversion.Commit() + ")"
 }
 
 // withGen runs fn on the current generation's committer, which owns the

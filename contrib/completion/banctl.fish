@@ -1,0 +1,52 @@
+# fish completion for banctl, generated from its manual page by internal/mangen (make man).
+complete -c banctl -f -n '__fish_use_subcommand' -a 'status list ban unban history show reload fingerprints forget import test'
+complete -c banctl -n '__fish_seen_subcommand_from status' -l socket
+complete -c banctl -n '__fish_seen_subcommand_from status' -l json
+complete -c banctl -n '__fish_seen_subcommand_from list' -l jail
+complete -c banctl -n '__fish_seen_subcommand_from list' -l ip
+complete -c banctl -n '__fish_seen_subcommand_from list' -l socket
+complete -c banctl -n '__fish_seen_subcommand_from list' -l json
+complete -c banctl -n '__fish_seen_subcommand_from ban' -l jail
+complete -c banctl -n '__fish_seen_subcommand_from ban' -l for
+complete -c banctl -n '__fish_seen_subcommand_from ban' -l reason
+complete -c banctl -n '__fish_seen_subcommand_from ban' -l force
+complete -c banctl -n '__fish_seen_subcommand_from ban' -l socket
+complete -c banctl -n '__fish_seen_subcommand_from ban' -l json
+complete -c banctl -n '__fish_seen_subcommand_from unban' -l jail
+complete -c banctl -n '__fish_seen_subcommand_from unban' -l all-jails
+complete -c banctl -n '__fish_seen_subcommand_from unban' -l all
+complete -c banctl -n '__fish_seen_subcommand_from unban' -l yes
+complete -c banctl -n '__fish_seen_subcommand_from unban' -l socket
+complete -c banctl -n '__fish_seen_subcommand_from unban' -l json
+complete -c banctl -n '__fish_seen_subcommand_from history' -l jail
+complete -c banctl -n '__fish_seen_subcommand_from history' -l since
+complete -c banctl -n '__fish_seen_subcommand_from history' -l limit
+complete -c banctl -n '__fish_seen_subcommand_from history' -l socket
+complete -c banctl -n '__fish_seen_subcommand_from history' -l json
+complete -c banctl -n '__fish_seen_subcommand_from show' -l jail
+complete -c banctl -n '__fish_seen_subcommand_from show' -l limit
+complete -c banctl -n '__fish_seen_subcommand_from show' -l socket
+complete -c banctl -n '__fish_seen_subcommand_from show' -l json
+complete -c banctl -n '__fish_seen_subcommand_from reload' -l socket
+complete -c banctl -n '__fish_seen_subcommand_from reload' -l json
+complete -c banctl -n '__fish_seen_subcommand_from fingerprints' -l jail
+complete -c banctl -n '__fish_seen_subcommand_from fingerprints' -l socket
+complete -c banctl -n '__fish_seen_subcommand_from fingerprints' -l json
+complete -c banctl -n '__fish_seen_subcommand_from forget' -l jail
+complete -c banctl -n '__fish_seen_subcommand_from forget' -l socket
+complete -c banctl -n '__fish_seen_subcommand_from forget' -l json
+complete -c banctl -f -n '__fish_seen_subcommand_from import' -a 'fail2ban'
+complete -c banctl -n '__fish_seen_subcommand_from import' -l db
+complete -c banctl -n '__fish_seen_subcommand_from import' -l jail
+complete -c banctl -n '__fish_seen_subcommand_from import' -l default-for
+complete -c banctl -n '__fish_seen_subcommand_from import' -l permanent-for
+complete -c banctl -n '__fish_seen_subcommand_from import' -l dry-run
+complete -c banctl -n '__fish_seen_subcommand_from import' -l socket
+complete -c banctl -n '__fish_seen_subcommand_from import' -l json
+complete -c banctl -n '__fish_seen_subcommand_from test' -l filter
+complete -c banctl -n '__fish_seen_subcommand_from test' -l jail
+complete -c banctl -n '__fish_seen_subcommand_from test' -l config
+complete -c banctl -n '__fish_seen_subcommand_from test' -l top
+complete -c banctl -n '__fish_seen_subcommand_from test' -l no-progress
+complete -c banctl -n '__fish_seen_subcommand_from test' -l json
+complete -c banctl -n '__fish_seen_subcommand_from test' -F
