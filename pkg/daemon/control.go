@@ -82,6 +82,24 @@ func (g *generation) sendMarkAsync(m mark) {
 	}
 }
 
+// liveJail is jailRun for the control socket's goroutines: nil until the
+// generation has made its jails (during a reload's start), as they may be
+// read only from then on.
+func (g *generation) liveJail(name string) *jailRun {
+	if !g.built.Load() {
+		return nil
+	}
+	return g.jailRun(name)
+}
+
+// liveCheckJail is checkJail for the control socket's goroutines.
+func (g *generation) liveCheckJail(name string) error {
+	if name != "" && name != config.ManualJail && !g.built.Load() {
+		return control.Errorf(http.StatusServiceUnavailable, "banwatchd is restarting its pipeline; try again")
+	}
+	return g.checkJail(name)
+}
+
 // knownJail reports whether name is a running jail or the manual jail.
 func (g *generation) knownJail(name string) bool {
 	return name == config.ManualJail || g.jailRun(name) != nil
@@ -121,7 +139,11 @@ func (d *daemon) Status(ctx context.Context) (*control.Status, error) {
 		Skipped: g.skipped.Load(),
 	}
 	files := map[string]control.LogStatus{}
-	for _, f := range g.files {
+	var live []statser
+	if g.built.Load() {
+		live = g.files // made by then, and only read after
+	}
+	for _, f := range live {
 		fs := f.Stats()
 		ls := control.LogStatus{Path: fs.Path, Open: fs.Open, Lines: fs.Lines, Skipped: fs.Skipped,
 			Offset: fs.Pos.Offset, Inode: fs.Pos.Inode}
@@ -135,7 +157,7 @@ func (d *daemon) Status(ctx context.Context) (*control.Status, error) {
 	}
 	for _, jc := range g.cfg.Jails {
 		js := control.JailStatus{Name: jc.Name, Enabled: string(jc.Enabled), Active: active[jc.Name], Total: total[jc.Name]}
-		if jr := g.jailRun(jc.Name); jr != nil {
+		if jr := g.liveJail(jc.Name); jr != nil {
 			js.Running = true
 			js.Filter, js.Ports, js.MaxStrikes = jc.Filter, jc.Ports, jc.MaxStrikes
 			js.FindTime, js.BanTime = config.FormatDuration(jc.FindTime), config.FormatDuration(jc.BanTime)
@@ -168,7 +190,7 @@ func (d *daemon) Status(ctx context.Context) (*control.Status, error) {
 
 // Active implements control.Handler: the store's active bans, oldest first.
 func (d *daemon) Active(ctx context.Context, jailName string, p netip.Prefix, fn func(*ban.Ban) error) error {
-	if err := d.current().checkJail(jailName); err != nil {
+	if err := d.current().liveCheckJail(jailName); err != nil {
 		if _, ok := d.activeJails(ctx)[jailName]; !ok {
 			return err
 		}
@@ -267,7 +289,7 @@ func (d *daemon) Ban(ctx context.Context, req control.BanRequest, peer control.P
 	if err != nil {
 		return nil, err
 	}
-	if g := d.current(); g.jailRun(out.Jail) != nil {
+	if g := d.current(); g.liveJail(out.Jail) != nil {
 		g.sendMark(mark{jail: out.Jail, prefix: out.Prefix, end: out.End})
 	}
 	d.notifier().Notify(notifyEvent(config.NotifyBan, &out, peer.String()))
@@ -510,7 +532,7 @@ func (d *daemon) Unban(ctx context.Context, req control.UnbanRequest, peer contr
 	g := d.current()
 	evs := make([]notify.Event, 0, len(ended))
 	for i, b := range ended {
-		if g.jailRun(b.Jail) != nil {
+		if g.liveJail(b.Jail) != nil {
 			g.sendMark(mark{jail: b.Jail, prefix: b.Prefix, unmark: true})
 		}
 		evs = append(evs, notifyEvent(config.NotifyUnban, &ended[i], peer.String()))
@@ -607,7 +629,7 @@ func (d *daemon) Forget(ctx context.Context, value, jailName string, peer contro
 	if strings.TrimSpace(value) == "" {
 		return nil, control.Errorf(http.StatusBadRequest, "value: say which HELO or user name to forget")
 	}
-	if err := d.current().checkJail(jailName); err != nil {
+	if err := d.current().liveCheckJail(jailName); err != nil {
 		return nil, err
 	}
 	var out []control.Fingerprint

@@ -100,6 +100,9 @@ type generation struct {
 
 	metrics *metrics // the daemon's, which outlive generations
 	retired bool     // its counters were added to the daemon's sums (daemon.mu)
+	// built is set once jails and files are made: other goroutines (status,
+	// metrics) read them only then.
+	built atomic.Bool
 
 	notify *notify.Notifier // the daemon's webhooks, which outlive generations (nil: none)
 }
@@ -160,6 +163,9 @@ func (g *generation) run(ctx context.Context, ready func()) error {
 	if err != nil {
 		return err
 	}
+	// From here on jails and files are only read: status and metrics may
+	// look at them.
+	g.built.Store(true)
 
 	lines := make(chan []source.Line, linesBuffer)
 	batches := make(chan *batch, 1)

@@ -227,7 +227,7 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	var tracked map[string]int64
 	lag := map[string]float64{}
-	if g != nil && !g.retired {
+	if g != nil && !g.retired && g.built.Load() {
 		tracked = map[string]int64{}
 		for _, jr := range g.jails {
 			jc := jails[jr.cfg.Name]
