@@ -250,22 +250,17 @@ func (g *generation) build() error {
 		g.evidence[jc.Name] = jc.Evidence
 		present := jc.LogsPresent()
 		switch {
+		case len(jc.Journal) > 0 && len(present) == 0 && (jc.Enabled == config.EnabledTrue || journalctlFound()):
+			// None of its files exists (a system without syslog files):
+			// the journal, a log like the files, named by its matches.
+			// Never both, so that syslog's copy of the journal in a file
+			// does not count each line twice.
+			jr.logs = []string{source.JournalName(jc.Journal)}
+			present = jr.logs
 		case jc.Enabled == config.EnabledTrue || len(present) == 0:
 			jr.logs = jc.Logs
 		default:
 			jr.logs = present
-		}
-		if len(jc.Journal) > 0 {
-			// The journal is a log like the files, named by its matches.
-			name := source.JournalName(jc.Journal)
-			jr.logs = append(jr.logs, name)
-			if jc.Enabled == config.EnabledTrue || journalctlFound() {
-				present = append(present, name)
-			}
-			if len(jr.logs) > 1 {
-				jr.log.Warn("the jail reads log files and the journal: if syslog also writes the journal's messages to these files, each counts twice",
-					"logs", strings.Join(jc.Logs, " "), "journal", strings.Join(jc.Journal, " "))
-			}
 		}
 		if len(present) == 0 {
 			jr.log.Info("jail waits for its logs", "logs", strings.Join(jc.Logs, " "), "ports", jc.Ports)

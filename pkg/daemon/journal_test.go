@@ -86,3 +86,73 @@ func TestJournalJail(t *testing.T) {
 		t.Errorf("after the restart the jail read %d lines (%d strikes), want only the 2 new entries", j.Lines, j.Strikes)
 	}
 }
+
+// A jail reads the journal only when none of its files exists: with its
+// file there it reads the file and leaves the journal alone (syslog's copy
+// of the journal would count each line twice), without it the journal.
+func TestJournalWhenNoFileExists(t *testing.T) {
+	journaltest.Need(t)
+	for _, fileThere := range []bool{true, false} {
+		t.Run(fmt.Sprintf("file=%v", fileThere), func(t *testing.T) {
+			e := newEnv(t)
+			jdir := t.TempDir()
+			testutil.WriteFile(t, filepath.Join(e.dir, "banwatch.toml"), fmt.Sprintf("[daemon]\nstate_dir = %q\nsocket = %q\nfirewall = \"log\"\njournal_directory = %q\n",
+				e.cfg.Daemon.StateDir, e.cfg.Daemon.Socket, jdir))
+			logPath := e.logPath
+			if !fileThere {
+				logPath = filepath.Join(e.dir, "absent.log")
+			}
+			testutil.WriteFile(t, filepath.Join(e.dir, "jails", "test.toml"),
+				fmt.Sprintf("[postfix]\nenabled = \"auto\"\nlogs = [%q]\n", logPath)+ // the shipped journal matches stay
+					"[exim]\nenabled = false\n[dovecot]\nenabled = false\n[icewarp]\nenabled = false\n[sshd]\nenabled = false\n")
+			cfg, err := config.Load(e.dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.cfg = cfg
+			stop := e.start()
+			defer stop()
+			journaltest.Write(t, jdir, journaltest.Postfix(time.Now(), 300, "warning: unknown[203.0.113.9]: SASL LOGIN authentication failed: UGFzc3dvcmQ6"))
+			if fileThere {
+				e.appendLines(failures("203.0.113.10", 1)...)
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				st, err := e.client().Status(context.Background())
+				if err != nil {
+					t.Fatal(err)
+				}
+				var j control.JailStatus
+				for _, js := range st.Jails {
+					if js.Name == "postfix" {
+						j = js
+					}
+				}
+				if j.Lines >= 1 {
+					time.Sleep(300 * time.Millisecond) // a second source would have counted by now
+					st, _ = e.client().Status(context.Background())
+					for _, js := range st.Jails {
+						if js.Name == "postfix" {
+							j = js
+						}
+					}
+					if j.Lines != 1 || len(j.Logs) != 1 {
+						t.Fatalf("read %d lines from %+v; want 1 line from one source", j.Lines, j.Logs)
+					}
+					want := logPath
+					if !fileThere {
+						want = "journal:_SYSTEMD_UNIT=postfix@-.service _SYSTEMD_UNIT=postfix.service"
+					}
+					if j.Logs[0].Path != want {
+						t.Errorf("read %s, want %s", j.Logs[0].Path, want)
+					}
+					return
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("nothing read: %+v\n%s", j, e.logBuf)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		})
+	}
+}

@@ -127,24 +127,41 @@ func (j *Journal) args(cursor string) []string {
 	return append(args, j.opts.Matches...)
 }
 
+// maxRestart is the longest wait before journalctl is run again.
+const maxRestart = time.Minute
+
 // Run follows the journal until ctx is done, then returns nil. A journalctl
-// that ends or fails is run again after opts.Restart, from the last entry
-// handed out.
+// that ends or fails is run again from the last entry handed out, after
+// opts.Restart, and twice as long each time it ended within a minute (up
+// to maxRestart: a machine without a journal does not get a journalctl a
+// second). The same failure is logged as a warning once, then at debug
+// level.
 func (j *Journal) Run(ctx context.Context, out chan<- []Line) error {
+	delay, last := j.opts.Restart, ""
 	for {
 		j.mu.Lock()
 		cursor := j.pos.Cursor
 		j.mu.Unlock()
+		began := time.Now()
 		err := j.follow(ctx, cursor, out)
 		if ctx.Err() != nil {
 			return nil
 		}
-		j.log.Warn("journalctl ended; running it again", "err", err, "in", j.opts.Restart)
+		if time.Since(began) > maxRestart {
+			delay = j.opts.Restart
+		}
+		if msg := err.Error(); msg != last {
+			j.log.Warn("journalctl ended; running it again", "err", err, "in", delay)
+			last = msg
+		} else {
+			j.log.Debug("journalctl ended again", "err", err, "in", delay)
+		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-time.After(j.opts.Restart):
+		case <-time.After(delay):
 		}
+		delay = min(2*delay, maxRestart)
 	}
 }
 

@@ -2,7 +2,11 @@ package source
 
 import (
 	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -144,4 +148,53 @@ func TestJournalEntry(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A journalctl that fails at once (no journal on this machine) is run
+// again less and less often, and its failure is logged once.
+func TestJournalBacksOff(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits 1.6 s: skipped with -short")
+	}
+	dir := t.TempDir()
+	calls := filepath.Join(dir, "calls")
+	script := filepath.Join(dir, "journalctl")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\necho run >>"+calls+"\necho 'No journal files were found.' >&2\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var logBuf lockedBuffer
+	log := slog.New(slog.NewTextHandler(&logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	j := NewJournal(Start{}, log, JournalOptions{Matches: []string{"_SYSTEMD_UNIT=x.service"}, Journalctl: script, Restart: 100 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), 1600*time.Millisecond)
+	defer cancel()
+	if err := j.Run(ctx, make(chan []Line)); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(calls)
+	// Runs at about 0, 0.1, 0.3, 0.7 and 1.5 s: 5, where a fixed 100 ms
+	// would make 15 or so.
+	if n := strings.Count(string(data), "run"); n < 3 || n > 7 {
+		t.Errorf("journalctl ran %d times in 1.6 s", n)
+	}
+	if n := strings.Count(logBuf.String(), "level=WARN"); n != 1 || !strings.Contains(logBuf.String(), "No journal files were found.") {
+		t.Errorf("%d warnings:\n%s", n, logBuf.String())
+	}
+}
+
+// lockedBuffer is a strings.Builder safe for a logger and a reader.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
