@@ -105,14 +105,7 @@ func TestControlListBanUnbanHistory(t *testing.T) {
 
 func TestControlRefusals(t *testing.T) {
 	e := newEnv(t)
-	testutil.WriteFile(t, filepath.Join(e.dir, "banwatch.toml"), fmt.Sprintf(
-		"[daemon]\nstate_dir = %q\nsocket = %q\nfirewall = \"log\"\nignore = [\"192.0.2.0/24\"]\n",
-		filepath.Join(e.dir, "state"), filepath.Join(e.dir, "banwatch.sock")))
-	cfg, err := config.Load(e.dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.cfg = cfg
+	e.setDaemon("ignore = [\"192.0.2.0/24\"]\n")
 	stop := e.start()
 	defer stop()
 	ctx := context.Background()

@@ -46,19 +46,39 @@ func newEnv(t testing.TB) *testEnv {
 
 func (e *testEnv) appendLines(lines ...string) { testutil.AppendLines(e.t, e.logPath, lines...) }
 
+// setDaemon rewrites banwatch.toml with the log firewall, e's state
+// directory and socket, and the extra [daemon] lines given, and loads the
+// configuration again.
+func (e *testEnv) setDaemon(extra string) {
+	e.t.Helper()
+	testutil.WriteFile(e.t, filepath.Join(e.dir, "banwatch.toml"), fmt.Sprintf("[daemon]\nstate_dir = %q\nsocket = %q\nfirewall = \"log\"\n%s",
+		e.cfg.Daemon.StateDir, e.cfg.Daemon.Socket, extra))
+	cfg, err := config.Load(e.dir)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.cfg = cfg
+}
+
 var failures = testutil.SASLFailures
 
 // start runs the daemon until the returned stop is called.
 func (e *testEnv) start() (stop func()) {
 	e.t.Helper()
+	return e.startWith(Options{})
+}
+
+// startWith is start with more options (the configuration, logger,
+// LoadConfig and Ready are e's).
+func (e *testEnv) startWith(opts Options) (stop func()) {
+	e.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan struct{})
 	done := make(chan error, 1)
-	log := slog.New(slog.NewTextHandler(e.logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	go func() {
-		done <- Run(ctx, Options{Config: e.cfg, Logger: log, Ready: func() { close(ready) },
-			LoadConfig: func() (*config.Config, error) { return config.Load(e.dir) }})
-	}()
+	opts.Config, opts.Ready = e.cfg, func() { close(ready) }
+	opts.Logger = slog.New(slog.NewTextHandler(e.logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	opts.LoadConfig = func() (*config.Config, error) { return config.Load(e.dir) }
+	go func() { done <- Run(ctx, opts) }()
 	select {
 	case <-ready:
 	case err := <-done:

@@ -3,11 +3,9 @@ package daemon
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/banwatch/banwatch/internal/testutil"
 	"github.com/banwatch/banwatch/pkg/config"
 	"github.com/banwatch/banwatch/pkg/control"
 )
@@ -15,14 +13,7 @@ import (
 // startIgnoring starts a daemon whose [daemon] ignore holds 192.0.2.0/24.
 func startIgnoring(t *testing.T) (*testEnv, *control.Client, func()) {
 	e := newEnv(t)
-	testutil.WriteFile(t, filepath.Join(e.dir, "banwatch.toml"), fmt.Sprintf(
-		"[daemon]\nstate_dir = %q\nsocket = %q\nfirewall = \"log\"\nignore = [\"192.0.2.0/24\"]\n",
-		filepath.Join(e.dir, "state"), filepath.Join(e.dir, "banwatch.sock")))
-	cfg, err := config.Load(e.dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.cfg = cfg
+	e.setDaemon("ignore = [\"192.0.2.0/24\"]\n")
 	stop := e.start()
 	return e, e.client(), stop
 }

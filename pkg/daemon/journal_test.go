@@ -21,8 +21,7 @@ func TestJournalJail(t *testing.T) {
 	journaltest.Need(t)
 	e := newEnv(t)
 	jdir := t.TempDir()
-	testutil.WriteFile(t, filepath.Join(e.dir, "banwatch.toml"), fmt.Sprintf("[daemon]\nstate_dir = %q\nsocket = %q\nfirewall = \"log\"\njournal_directory = %q\n",
-		e.cfg.Daemon.StateDir, e.cfg.Daemon.Socket, jdir))
+	e.setDaemon(fmt.Sprintf("journal_directory = %q\n", jdir))
 	testutil.WriteFile(t, filepath.Join(e.dir, "jails", "test.toml"),
 		"[postfix]\nenabled = true\nlogs = []\njournal = [\"_SYSTEMD_UNIT=postfix@-.service\"]\n"+
 			"[exim]\nenabled = false\n[dovecot]\nenabled = false\n[icewarp]\nenabled = false\n[sshd]\nenabled = false\n")
@@ -96,8 +95,7 @@ func TestJournalWhenNoFileExists(t *testing.T) {
 		t.Run(fmt.Sprintf("file=%v", fileThere), func(t *testing.T) {
 			e := newEnv(t)
 			jdir := t.TempDir()
-			testutil.WriteFile(t, filepath.Join(e.dir, "banwatch.toml"), fmt.Sprintf("[daemon]\nstate_dir = %q\nsocket = %q\nfirewall = \"log\"\njournal_directory = %q\n",
-				e.cfg.Daemon.StateDir, e.cfg.Daemon.Socket, jdir))
+			e.setDaemon(fmt.Sprintf("journal_directory = %q\n", jdir))
 			logPath := e.logPath
 			if !fileThere {
 				logPath = filepath.Join(e.dir, "absent.log")

@@ -1,12 +1,9 @@
 package daemon
 
 import (
-	"context"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -15,9 +12,6 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
-
-	"github.com/banwatch/banwatch/internal/testutil"
-	"github.com/banwatch/banwatch/pkg/config"
 )
 
 // scrape fetches url and parses the text exposition.
@@ -77,33 +71,9 @@ next:
 // a reload.
 func TestMetrics(t *testing.T) {
 	e := newEnv(t)
-	testutil.WriteFile(t, filepath.Join(e.dir, "banwatch.toml"), fmt.Sprintf("[daemon]\nstate_dir = %q\nsocket = %q\nfirewall = \"log\"\nmetrics = \"127.0.0.1:0\"\n",
-		e.cfg.Daemon.StateDir, e.cfg.Daemon.Socket))
-	cfg, err := config.Load(e.dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.cfg = cfg
+	e.setDaemon("metrics = \"127.0.0.1:0\"\n")
 	reload := make(chan struct{}, 1)
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan struct{})
-	done := make(chan error, 1)
-	log := slog.New(slog.NewTextHandler(e.logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	go func() {
-		done <- Run(ctx, Options{Config: e.cfg, Logger: log, Reload: reload, Ready: func() { close(ready) },
-			LoadConfig: func() (*config.Config, error) { return config.Load(e.dir) }})
-	}()
-	defer func() {
-		cancel()
-		<-done
-	}()
-	select {
-	case <-ready:
-	case err := <-done:
-		t.Fatalf("daemon stopped at start: %v\n%s", err, e.logBuf)
-	case <-time.After(10 * time.Second):
-		t.Fatalf("daemon not ready\n%s", e.logBuf)
-	}
+	defer e.startWith(Options{Reload: reload})()
 	m := regexp.MustCompile(`msg="metrics ready" addr=(\S+)`).FindStringSubmatch(e.logBuf.String())
 	if m == nil {
 		t.Fatalf("no metrics address logged:\n%s", e.logBuf)

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/banwatch/banwatch/pkg/config"
 	"github.com/banwatch/banwatch/pkg/firewall"
 	"github.com/banwatch/banwatch/pkg/firewall/logonly"
 )
@@ -38,30 +37,13 @@ func TestWatchdogStopsWhileThePipelineHangs(t *testing.T) {
 	e := newEnv(t)
 	fw := &hangingBackend{Backend: logonly.New(slog.New(slog.DiscardHandler)), hung: make(chan struct{}), release: make(chan struct{})}
 	var alive atomic.Int64
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan struct{})
-	done := make(chan error, 1)
-	log := slog.New(slog.NewTextHandler(e.logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	go func() {
-		done <- Run(ctx, Options{Config: e.cfg, Logger: log, Backend: fw, Ready: func() { close(ready) },
-			LoadConfig: func() (*config.Config, error) { return config.Load(e.dir) },
-			Alive:      func() { alive.Add(1) }, AliveEvery: 20 * time.Millisecond})
-	}()
+	defer e.startWith(Options{Backend: fw, Alive: func() { alive.Add(1) }, AliveEvery: 20 * time.Millisecond})()
 	released := false
-	defer func() {
+	defer func() { // runs before the stop above: the committer may wait in Add
 		if !released {
 			close(fw.release)
 		}
-		cancel()
-		<-done
 	}()
-	select {
-	case <-ready:
-	case err := <-done:
-		t.Fatalf("daemon stopped at start: %v\n%s", err, e.logBuf)
-	case <-time.After(10 * time.Second):
-		t.Fatalf("daemon not ready in 10s\n%s", e.logBuf)
-	}
 	waitAlive := func(what string) {
 		t.Helper()
 		n := alive.Load()

@@ -78,24 +78,16 @@ func (d *DB) Close() error { return d.db.Close() }
 func (d *DB) Path() string { return d.path }
 
 func (d *DB) tables(ctx context.Context) (map[string]bool, error) {
-	rows, err := d.db.QueryContext(ctx, "SELECT name FROM sqlite_master WHERE type = 'table'")
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := map[string]bool{}
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			return nil, err
-		}
-		out[n] = true
-	}
-	return out, rows.Err()
+	return d.names(ctx, "SELECT name FROM sqlite_master WHERE type = 'table'")
 }
 
 func (d *DB) columns(ctx context.Context, table string) (map[string]bool, error) {
-	rows, err := d.db.QueryContext(ctx, "SELECT name FROM pragma_table_info(?)", table)
+	return d.names(ctx, "SELECT name FROM pragma_table_info(?)", table)
+}
+
+// names returns the set of the single column query yields.
+func (d *DB) names(ctx context.Context, query string, args ...any) (map[string]bool, error) {
+	rows, err := d.db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
