@@ -19,8 +19,9 @@ FUZZTIME  ?= 5m
 # fail2ban is there for its Python module, with which pkg/fail2ban's tests
 # make fail2ban databases: while deps installs it, a policy-rc.d keeps its
 # service from starting (it would ban through nftables), and the service is
-# disabled afterwards.
-DEBIAN_PACKAGES ?= nftables iproute2 util-linux gcc libc6-dev postfix dovecot-core swaks libidn12 systemd systemd-journal-remote fail2ban
+# disabled afterwards. zsh and fish check banctl's completions;
+# systemd-journal-remote writes the journals the journal tests read.
+DEBIAN_PACKAGES ?= nftables iproute2 util-linux gcc libc6-dev postfix dovecot-core swaks libidn12 systemd systemd-journal-remote fail2ban zsh fish
 POLICY_RCD = /usr/sbin/policy-rc.d
 
 .PHONY: all build install man deb check deps fmt vet test test-all fuzz-smoke fuzz bench bench-go clean

@@ -96,6 +96,22 @@ COMP_WORDS=(banctl import f); COMP_CWORD=2; _banctl; echo "${COMPREPLY[*]}"
 			t.Errorf("bash completion: %v\n%s", err, out)
 		}
 	}
+	if _, err := exec.LookPath("fish"); err == nil {
+		// fish completes from the script the same command lines.
+		fish := filepath.Join(root, "contrib/completion/banctl.fish")
+		script := "source " + fish + `; complete -C "banctl li"; complete -C "banctl list --j"; complete -C "banctl import f"`
+		out, err := exec.Command("fish", "--no-config", "-c", script).CombinedOutput()
+		got := strings.Fields(string(out))
+		if err != nil || strings.Join(got, " ") != "list --jail --json fail2ban" {
+			t.Errorf("fish completion: %v\n%s", err, out)
+		}
+	}
+	if _, err := exec.LookPath("zsh"); err == nil {
+		// zsh's completion system needs a terminal; the script must parse.
+		if out, err := exec.Command("zsh", "-n", filepath.Join(root, "contrib/completion/_banctl")).CombinedOutput(); err != nil {
+			t.Errorf("zsh -n: %v\n%s", err, out)
+		}
+	}
 }
 
 // banctl's page lists every command banctl has, with the options each
