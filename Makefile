@@ -1,7 +1,8 @@
 # banwatch: build, test and measure.
 #
-#   make check   everything CI runs: installs what the tests need, vet, the
-#                whole test suite with the race detector, short fuzz runs
+#   make check   everything CI runs: installs what the tests need, vet,
+#                staticcheck, the whole test suite with the race detector,
+#                short fuzz runs
 #   make test    the quick suite: no root, no packages, no fuzzing
 #   make bench   the whole performance harness (root, about 5 minutes): banctl
 #                test against fail2ban and sshguard, the daemon in a network
@@ -24,7 +25,7 @@ FUZZTIME  ?= 5m
 DEBIAN_PACKAGES ?= nftables iproute2 util-linux gcc libc6-dev postfix dovecot-core swaks libidn12 systemd systemd-journal-remote fail2ban zsh fish
 POLICY_RCD = /usr/sbin/policy-rc.d
 
-.PHONY: all build install man deb check deps fmt vet test test-all fuzz-smoke fuzz bench bench-go clean
+.PHONY: all build install man deb check deps fmt vet staticcheck test test-all fuzz-smoke fuzz bench bench-go clean
 
 all: build
 
@@ -75,7 +76,7 @@ deb: build
 	mkdir -p $(DIST)
 	VERSION=$(VERSION) $(GO) run $(NFPM) package --config packaging/nfpm.yaml --packager deb --target $(DIST)/
 
-check: deps fmt vet test-all fuzz-smoke
+check: deps fmt vet staticcheck test-all fuzz-smoke
 
 deps:
 	@command -v $(GO) >/dev/null || { echo "make: Go is missing: install Go 1.26 or set GO=/path/to/go" >&2; exit 1; }
@@ -102,6 +103,17 @@ fmt:
 
 vet:
 	$(GO) vet ./...
+
+# staticcheck (honnef.co/go/tools) at a pinned version, installed into
+# GOPATH/bin from the Go module proxy when missing.
+STATICCHECK_VERSION ?= v0.8.2
+staticcheck:
+	@sc=$$($(GO) env GOPATH)/bin/staticcheck; \
+	if ! $$sc -version 2>/dev/null | grep -qF "($(STATICCHECK_VERSION:v%=%))"; then \
+		echo "installing staticcheck $(STATICCHECK_VERSION)"; \
+		$(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) || exit 1; \
+	fi; \
+	$$sc ./...
 
 test:
 	$(GO) test -short ./...

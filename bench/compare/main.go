@@ -50,7 +50,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -349,9 +348,10 @@ func (h *headWriter) Write(p []byte) (int, error) {
 // buildBanctl builds ./cmd/banctl of the module the working directory is
 // in into path.
 func buildBanctl(ctx context.Context, path string, logger *slog.Logger) error {
+	// go run and go test put their Go's bin first in PATH.
 	goTool, err := exec.LookPath("go")
 	if err != nil {
-		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+		goTool = "go"
 	}
 	out, err := exec.CommandContext(ctx, goTool, "env", "GOMOD").Output()
 	if err != nil {

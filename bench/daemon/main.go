@@ -217,9 +217,10 @@ func findBinaries(ctx context.Context, bin string) error {
 
 // build builds the packages of the banwatch module into dst.
 func build(ctx context.Context, dst string, pkgs ...string) error {
+	// go run and go test put their Go's bin first in PATH.
 	gobin, err := exec.LookPath("go")
 	if err != nil {
-		gobin = filepath.Join(runtime.GOROOT(), "bin", "go")
+		gobin = "go"
 	}
 	out, err := exec.CommandContext(ctx, gobin, "env", "GOMOD").Output()
 	mod := strings.TrimSpace(string(out))

@@ -41,7 +41,7 @@ func TestMain(m *testing.M) {
 		defer os.RemoveAll(dir)
 		if os.Geteuid() == 0 {
 			bin := filepath.Join(dir, "banwatchd")
-			gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
+			gobin := goTool()
 			out, err := exec.Command(gobin, "build", "-o", bin, ".").CombinedOutput()
 			if err != nil {
 				fmt.Fprintf(os.Stderr, "building banwatchd: %v\n%s", err, out)

@@ -57,5 +57,3 @@ func (c *cache) remove(el *list.Element) {
 	delete(c.m, el.Value.(*cacheEntry).addr)
 	c.order.Remove(el)
 }
-
-func (c *cache) len() int { return len(c.m) }
