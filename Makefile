@@ -128,7 +128,8 @@ test-all:
 # (golang/go#75804, fixed in Go 1.27), which a busy CI machine hits.
 FUZZ_TARGETS = FuzzParsePrefix:./pkg/logtime:500000 FuzzCache:./pkg/logtime:400000 \
 	FuzzParseAddr:./pkg/filter:150000 FuzzMatch:./pkg/filter:150000 \
-	FuzzFastMatchesRegexp:./pkg/filter:100000 FuzzInjection:.:60000 FuzzShippedFilters:.:60000
+	FuzzFastMatchesRegexp:./pkg/filter:100000 FuzzInjection:.:60000 FuzzShippedFilters:.:60000 \
+	FuzzServer:./pkg/control:100000 FuzzLoad:./pkg/config:3000
 
 fuzz-smoke:
 	@set -e; for t in $(FUZZ_TARGETS); do \

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -312,6 +313,10 @@ func decodeMax(r *http.Request, v any, limit int64) error {
 			return Errorf(http.StatusRequestEntityTooLarge, "request larger than %d bytes: send it in parts", limit)
 		}
 		return Errorf(http.StatusBadRequest, "malformed request: %v", err)
+	}
+	// One object: a second one would be ignored, not acted on.
+	if _, err := dec.Token(); err != io.EOF {
+		return Errorf(http.StatusBadRequest, "malformed request: more than one JSON value")
 	}
 	return nil
 }
