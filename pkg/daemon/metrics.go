@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,6 +14,7 @@ import (
 
 	"github.com/banwatch/banwatch/pkg/dnsbl"
 	"github.com/banwatch/banwatch/pkg/event"
+	"github.com/banwatch/banwatch/pkg/source"
 )
 
 // The daemon's Prometheus metrics. Most are read when scraped from the
@@ -227,6 +226,7 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	var tracked map[string]int64
 	lag := map[string]float64{}
+	stats := map[string]source.FileStats{}
 	if g != nil && !g.retired && g.built.Load() {
 		tracked = map[string]int64{}
 		for _, jr := range g.jails {
@@ -248,14 +248,16 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 			}
 			lc.lines += fs.Lines
 			lc.skipped += fs.Skipped
-			if fs.Open {
-				if fi, err := os.Stat(fs.Path); err == nil && statIno(fi) == fs.Pos.Inode {
-					lag[name] = float64(max(fi.Size()-fs.Pos.Offset, 0))
-				}
-			}
+			stats[name] = fs
 		}
 	}
 	d.mu.Unlock()
+	// The files are statted outside the lock.
+	for name, fs := range stats {
+		if n, ok := fs.Lag(); ok {
+			lag[name] = float64(n)
+		}
+	}
 
 	for name, lc := range logs {
 		counter(descLogLines, lc.lines, name)
@@ -285,12 +287,4 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 			}
 		}
 	}
-}
-
-// statIno is a file's inode number.
-func statIno(fi os.FileInfo) uint64 {
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		return st.Ino
-	}
-	return 0
 }

@@ -83,6 +83,24 @@ type FileStats struct {
 	Pos     Position // the position after the last line handed out or skipped
 }
 
+// Lag is how many bytes of the file being read come after the position:
+// its size less the offset. ok is false while no file is open, for a
+// journal, or when the path now names another file than the one read (a
+// rotated file being drained).
+func (s FileStats) Lag() (n int64, ok bool) {
+	if !s.Open || s.Pos.Cursor != "" {
+		return 0, false
+	}
+	st, err := os.Stat(s.Path)
+	if err != nil {
+		return 0, false
+	}
+	if _, ino := devIno(st); ino != s.Pos.Inode {
+		return 0, false
+	}
+	return max(st.Size()-s.Pos.Offset, 0), true
+}
+
 // File follows one log path: it is a Source.
 //
 // It reads the file with nxadm/tail and keeps the exact byte offset of every

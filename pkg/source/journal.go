@@ -97,9 +97,6 @@ func NewJournal(start Start, logger *slog.Logger, opts JournalOptions) *Journal 
 	return j
 }
 
-// Name is the source's name, the Path of its lines.
-func (j *Journal) Name() string { return j.name }
-
 // Stats reports what the source has read: Path is its name, Open whether
 // journalctl runs, Pos.Cursor the last entry handed out.
 func (j *Journal) Stats() FileStats {
