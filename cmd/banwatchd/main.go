@@ -61,12 +61,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	hopts := &slog.HandlerOptions{Level: lv}
+	logOut := &logWriter{w: stderr}
 	var h slog.Handler
 	switch *format {
 	case "text":
-		h = slog.NewTextHandler(stderr, hopts)
+		h = slog.NewTextHandler(logOut, hopts)
 	case "json":
-		h = slog.NewJSONHandler(stderr, hopts)
+		h = slog.NewJSONHandler(logOut, hopts)
 	default:
 		fmt.Fprintf(stderr, "banwatchd: --log-format %q: want text or json\n", *format)
 		return 2
@@ -121,7 +122,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	opts := daemon.Options{
-		Config: cfg, Logger: log, Reload: reload, LoadConfig: load, Poll: *poll,
+		Config: cfg, Logger: log, Reload: reload, LoadConfig: load, Poll: *poll, HoldLog: logOut.hold,
 		Ready: func() {
 			log.Info("banwatchd running")
 			notify(sd.Ready("running"))

@@ -304,12 +304,17 @@ func (g *generation) logBans(in <-chan []banLine, done chan<- struct{}) {
 	var evs []notify.Event
 	for ls := range in {
 		evs = evs[:0]
+		release := func() {}
+		if g.holdLog != nil && len(ls) > 1 {
+			release = g.holdLog()
+		}
 		for _, l := range ls {
 			g.log.Info("ban", "jail", l.jail, "ip", ban.IP(l.prefix), "strikes", l.strikes, "reason", l.reason,
 				"for", config.FormatDuration(l.end.Sub(l.start)), "first", l.first.Format(time.RFC3339), "last", l.last.Format(time.RFC3339))
 			evs = append(evs, notify.Event{Kind: config.NotifyBan, Prefix: l.prefix, Jail: l.jail, Origin: l.origin,
 				Start: l.start, Until: l.end, Strikes: l.strikes, Reason: l.reason})
 		}
+		release()
 		g.notify.Notify(evs...)
 	}
 }

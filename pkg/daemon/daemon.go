@@ -68,6 +68,10 @@ type Options struct {
 	// answer a probe within AliveEvery: systemd's watchdog keep-alive.
 	Alive      func()
 	AliveEvery time.Duration
+	// HoldLog, when set, is called before the log lines of a batch of bans
+	// are written, and the function it returns after them: Logger's writer
+	// can then write the batch at once rather than a line at a time.
+	HoldLog func() (release func())
 }
 
 // Run runs the daemon until ctx is done, then commits what it has read and
@@ -132,7 +136,7 @@ func Run(ctx context.Context, opts Options) error {
 		genCtx, cancel := context.WithCancel(ctx)
 		g := &generation{cfg: cfg, log: log, store: st, backend: backend, poll: opts.Poll,
 			ctl: make(chan func(context.Context)), marks: make(chan mark, 64), procOps: make(chan func(context.Context)), probes: make(chan func()), dnsblHits: make(chan dnsblHit, 256),
-			stopped: make(chan struct{}), metrics: d.metrics, notify: d.notifier()}
+			stopped: make(chan struct{}), metrics: d.metrics, notify: d.notifier(), holdLog: opts.HoldLog}
 		d.mu.Lock()
 		d.cur, d.cancel = g, cancel
 		d.mu.Unlock()

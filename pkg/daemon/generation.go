@@ -104,7 +104,8 @@ type generation struct {
 	// metrics) read them only then.
 	built atomic.Bool
 
-	notify *notify.Notifier // the daemon's webhooks, which outlive generations (nil: none)
+	notify  *notify.Notifier // the daemon's webhooks, which outlive generations (nil: none)
+	holdLog func() func()    // Options.HoldLog (nil: none)
 }
 
 // mark tells a jail that a prefix was banned (until end) or unbanned.
