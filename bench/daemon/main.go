@@ -14,7 +14,11 @@
 //	         nxadm/tail on the same file; pinned to CPU 0 and unpinned
 //	latency  write() of an address's fifth strike to the element's
 //	         notification from the kernel: p50, p90, p99, max
-//	install  new bans per second into nftables through the daemon
+//	install  new bans per second into nftables through the daemon; the
+//	         end seen by asking the kernel for the last address every
+//	         2 ms (-install-watch poll) or from the kernel's element
+//	         notifications (notify), whose decoding costs CPU on the
+//	         same two cores
 //	restore  start-up with 1,000,000 active bans until all are in the kernel
 //	memory   RSS per address tracked within the window
 //	idle     CPU used by a daemon with all jails on quiet logs
@@ -71,6 +75,7 @@ type opts struct {
 	ingestLines int
 	latencyN    int
 	installN    int
+	installPoll bool
 	restoreN    int
 	memoryN     int
 	memoryVars  string
@@ -88,12 +93,20 @@ func main() {
 	flag.IntVar(&o.ingestLines, "ingest-lines", 1_000_000, "lines of the ingest log")
 	flag.IntVar(&o.latencyN, "latency-n", 1000, "bans timed for latency")
 	flag.IntVar(&o.installN, "install-n", 100_000, "bans for the install rate")
+	installWatch := flag.String("install-watch", "poll", "install: how the end is seen: poll (ask the kernel for the last address every 2 ms) or notify (count the kernel's element notifications)")
 	flag.IntVar(&o.restoreN, "restore-n", 1_000_000, "active bans in the store for restore")
 	flag.IntVar(&o.memoryN, "memory-n", 1_000_000, "distinct addresses for memory")
 	flag.StringVar(&o.memoryVars, "memory-jails", "plain,postfix", "memory: the jails to try (plain, postfix)")
 	flag.DurationVar(&o.idle, "idle", 60*time.Second, "how long idle CPU is measured")
 	flag.BoolVar(&keepFiles, "keep", false, "keep the temporary directory (configurations, logs, daemon stderr)")
 	flag.Parse()
+	switch *installWatch {
+	case "poll", "notify":
+		o.installPoll = *installWatch == "poll"
+	default:
+		fmt.Fprintf(os.Stderr, "bench/daemon: -install-watch %q: want poll or notify\n", *installWatch)
+		os.Exit(2)
+	}
 	if flag.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "bench/daemon: unexpected argument %q\n", flag.Arg(0))
 		os.Exit(2)
