@@ -262,8 +262,12 @@ func (g *generation) install(ctx context.Context, b *batch, errs *rateLog, logs 
 		lines = append(lines, banLine{jail: bn.Jail, prefix: bn.Prefix, strikes: bn.Strikes, reason: bn.Reason,
 			origin: bn.Origin, start: bn.Start, end: bn.End, first: bn.FirstEvent, last: bn.LastEvent})
 	}
+	// The log lines are handed over after the bans reach the kernel: the
+	// hand-over may wait for the ban logger, and the entries' time left
+	// was counted at t.
+	err := g.backend.Add(ctx, entries)
 	logs <- lines
-	if err := g.backend.Add(ctx, entries); err != nil {
+	if err != nil {
 		errs.error("firewall", "adding bans failed; repairing from the store", "err", err)
 		return false
 	}
@@ -327,7 +331,7 @@ func (g *generation) reconcile(ctx context.Context, errs *rateLog) {
 		errs.error("store", "reading active bans failed", "err", err)
 		return
 	}
-	entries, _ := g.entries(active, t)
+	entries, _ := g.entries(active, now()) // the time left counted after the store's read
 	if err := g.backend.Reconcile(ctx, entries); err != nil {
 		errs.error("firewall", "repairing the firewall failed", "err", err)
 		return

@@ -3,12 +3,17 @@ package daemon
 import (
 	"context"
 	"database/sql"
+	"log/slog"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	_ "github.com/mattn/go-sqlite3"
+
+	"github.com/banwatch/banwatch/pkg/firewall"
+	"github.com/banwatch/banwatch/pkg/firewall/logonly"
 )
 
 // TestBansReachFirewallBeforeStore holds the store's write lock from
@@ -116,5 +121,51 @@ func waitLog(t *testing.T, e *testEnv, s string) {
 			t.Fatalf("no %q in the log within 5 s:\n%s", s, e.logBuf)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// slowSetupBackend is the log firewall whose Setup takes a while (a busy
+// kernel), recording what Reconcile is given and when.
+type slowSetupBackend struct {
+	firewall.Backend
+	delay time.Duration
+	mu    sync.Mutex
+	got   []firewall.Entry
+	at    time.Time
+}
+
+func (b *slowSetupBackend) Setup(ctx context.Context, jails []firewall.Jail) error {
+	time.Sleep(b.delay)
+	return b.Backend.Setup(ctx, jails)
+}
+
+func (b *slowSetupBackend) Reconcile(ctx context.Context, entries []firewall.Entry) error {
+	b.mu.Lock()
+	b.got, b.at = append([]firewall.Entry(nil), entries...), time.Now()
+	b.mu.Unlock()
+	return b.Backend.Reconcile(ctx, entries)
+}
+
+// TestRestoreCountsTimeLeftFromNow restarts the daemon with a firewall
+// slow to set up: the restored ban's timeout is the time left when the
+// kernel is given it, not when the restart began (which would keep the
+// ban in the kernel longer than its end, by the time the start took).
+func TestRestoreCountsTimeLeftFromNow(t *testing.T) {
+	e := newEnv(t)
+	stop := e.start()
+	e.appendLines(failures("203.0.113.7", 5)...)
+	end := e.waitBanned("203.0.113.7").End
+	stop()
+
+	fw := &slowSetupBackend{Backend: logonly.New(slog.New(slog.DiscardHandler)), delay: 3 * time.Second}
+	defer e.startWith(Options{Backend: fw})()
+	fw.mu.Lock()
+	defer fw.mu.Unlock()
+	if len(fw.got) != 1 {
+		t.Fatalf("restored %d entries, want 1: %+v", len(fw.got), fw.got)
+	}
+	left := end.Sub(fw.at)
+	if got := fw.got[0].Timeout; got > left+time.Second || got < left-time.Second {
+		t.Fatalf("restored with %v left; the ban ends %v after the firewall got it", got, left.Round(time.Millisecond))
 	}
 }

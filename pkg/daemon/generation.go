@@ -325,7 +325,11 @@ func (g *generation) restore(ctx context.Context, t time.Time) error {
 	if err != nil {
 		return fmt.Errorf("daemon: %w", err)
 	}
-	entries, orphans := g.entries(active, t)
+	// The time left is counted from now, not from t: the store may have
+	// taken seconds (a large database after a crash), and a timeout
+	// counted from t would keep each ban in the kernel that much longer
+	// than its end.
+	entries, orphans := g.entries(active, now())
 	if err := g.backend.Reconcile(ctx, entries); err != nil {
 		return fmt.Errorf("daemon: %w", err)
 	}
