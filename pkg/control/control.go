@@ -10,15 +10,20 @@
 //	POST /v1/ban      BanRequest          {"bans":[Ban]}
 //	POST /v1/bulkban  BulkBanRequest      BulkBanReply: many bans in one transaction and one firewall batch
 //	POST /v1/unban    UnbanRequest        {"bans":[Ban]}
-//	POST /v1/reload                       {} or an error
+//	POST /v1/reload   no body, or {}      {} or an error
 //	GET  /v1/fingerprints?jail=J          {"fingerprints":[Fingerprint]}
 //	POST /v1/forget   ForgetRequest       {"fingerprints":[Fingerprint]} forgotten
 //
-// Errors are {"error":"reason"} with a 4xx status for a bad request (400
-// malformed, 404 unknown jail, 409 refused such as an ignored address) and
-// 5xx when the daemon failed. The socket is mode 0600 (0660 for the
-// configured group); the server learns the peer's uid from the kernel
-// (SO_PEERCRED) and records it as who unbanned.
+// A request body is one JSON object of the request's fields, nothing else
+// (no unknown field, no second value), of at most 64 KiB (a bulk ban's:
+// MaxBulkBody). Errors are {"error":"reason"} with a 4xx status for a bad
+// request (400 malformed, 404 unknown jail, 408 not sent in time, 409
+// refused such as an ignored address, 413 too large) and 5xx when the
+// daemon failed. A client has 10 s to send a request (a bulk ban's body a
+// minute), and a kept-alive connection is closed after 30 s without one.
+// The socket is mode 0600 (0660 for the configured group): the kernel
+// keeps everyone else out. The server learns the peer's uid from the
+// kernel (SO_PEERCRED) and records it as who unbanned.
 package control
 
 import (

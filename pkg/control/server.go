@@ -2,6 +2,7 @@ package control
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -85,14 +86,45 @@ type Server struct {
 	h   Handler
 	log *slog.Logger
 	srv *http.Server
+	tm  timeouts
 }
 
 // maxBody is the largest request body taken.
 const maxBody = 64 << 10
 
+// timeouts bound how long a client may take to send a request, so that a
+// client that stalls (or trickles its request byte by byte) holds a
+// connection for a bounded time. A handler, once it has the request, is
+// not limited: a bulk ban or a long history takes what it takes.
+type timeouts struct {
+	header time.Duration // the request line and headers
+	body   time.Duration // the whole request, headers and body (ReadTimeout)
+	bulk   time.Duration // a bulk ban's body, from the end of its headers
+	idle   time.Duration // a kept-alive connection between two requests
+}
+
+// defaultTimeouts are the server's. A request body other than a bulk
+// ban's is at most maxBody (64 KiB), sent whole by banctl: 10 s is ample.
+// A bulk ban of MaxBulk entries with 140-character reasons (24 MB) took
+// 1 s from banctl's call to the answer on a busy two-core test machine,
+// and one of MaxBulkBody (64 MiB) about 3.5 s: a minute leaves some
+// twenty times that. banctl opens a connection per command, so a short
+// idle time costs nothing.
+var defaultTimeouts = timeouts{
+	header: 10 * time.Second,
+	body:   10 * time.Second,
+	bulk:   time.Minute,
+	idle:   30 * time.Second,
+}
+
 // NewServer returns a server answering with h.
 func NewServer(h Handler, logger *slog.Logger) *Server {
-	s := &Server{h: h, log: logger}
+	return newServer(h, logger, defaultTimeouts)
+}
+
+// newServer returns a server with the given timeouts (tests shorten them).
+func newServer(h Handler, logger *slog.Logger, tm timeouts) *Server {
+	s := &Server{h: h, log: logger, tm: tm}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", s.status)
 	mux.HandleFunc("GET /v1/bans", s.list)
@@ -105,7 +137,9 @@ func NewServer(h Handler, logger *slog.Logger) *Server {
 	mux.HandleFunc("POST /v1/forget", s.forget)
 	s.srv = &http.Server{
 		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: tm.header,
+		ReadTimeout:       tm.body,
+		IdleTimeout:       tm.idle,
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			if p, ok := peerOf(c); ok {
 				return context.WithValue(ctx, peerKey{}, p)
@@ -303,25 +337,57 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request) {
 // decode reads a JSON request body strictly.
 func decode(r *http.Request, v any) error { return decodeMax(r, v, maxBody) }
 
-// decodeMax reads a JSON request body of at most limit bytes strictly.
+// decodeMax reads a JSON request body of at most limit bytes strictly: one
+// JSON object (not null, nor anything else) without unknown fields.
 func decodeMax(r *http.Request, v any, limit int64) error {
 	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, limit))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			return Errorf(http.StatusRequestEntityTooLarge, "request larger than %d bytes: send it in parts", limit)
+	err := dec.Decode(&object{v})
+	if err == nil {
+		// One object: a second one would be ignored, not acted on.
+		if _, err = dec.Token(); err == io.EOF {
+			return nil
+		} else if err == nil {
+			return Errorf(http.StatusBadRequest, "malformed request: more than one JSON value")
 		}
-		return Errorf(http.StatusBadRequest, "malformed request: %v", err)
 	}
-	// One object: a second one would be ignored, not acted on.
-	if _, err := dec.Token(); err != io.EOF {
-		return Errorf(http.StatusBadRequest, "malformed request: more than one JSON value")
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		return Errorf(http.StatusRequestEntityTooLarge, "request larger than %d bytes: send it in parts", limit)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return Errorf(http.StatusRequestTimeout, "request not received in time")
 	}
-	return nil
+	return Errorf(http.StatusBadRequest, "malformed request: %v", err)
+}
+
+// object decodes a JSON object into v strictly. (A Decoder's
+// DisallowUnknownFields does not reach into an Unmarshaler, so object
+// applies it itself.)
+type object struct{ v any }
+
+func (o *object) UnmarshalJSON(data []byte) error {
+	if len(data) == 0 || data[0] != '{' {
+		return errors.New("the request is not a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	return dec.Decode(o.v)
+}
+
+// decodeEmpty reads a request body that may be absent or an empty JSON
+// object, as for reload.
+func decodeEmpty(r *http.Request) error {
+	if r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody {
+		return nil
+	}
+	return decode(r, &struct{}{})
 }
 
 func (s *Server) bulkBan(w http.ResponseWriter, r *http.Request) {
+	// A bulk ban's body may be large: it has its own time, from now. (A
+	// writer without a connection, as in tests, cannot set it and keeps
+	// the server's ReadTimeout.)
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.tm.bulk))
 	var req BulkBanRequest
 	if err := decodeMax(r, &req, MaxBulkBody); err != nil {
 		s.fail(w, r, err)
@@ -379,6 +445,10 @@ func (s *Server) answerBans(w http.ResponseWriter, r *http.Request, bans []ban.B
 }
 
 func (s *Server) reload(w http.ResponseWriter, r *http.Request) {
+	if err := decodeEmpty(r); err != nil {
+		s.fail(w, r, err)
+		return
+	}
 	if err := s.h.Reload(r.Context()); err != nil {
 		s.fail(w, r, err)
 		return

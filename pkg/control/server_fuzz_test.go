@@ -7,51 +7,10 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"net/netip"
+	"reflect"
 	"strings"
 	"testing"
-
-	"github.com/banwatch/banwatch/pkg/ban"
 )
-
-// fakeHandler answers every request with nothing, and remembers what the
-// server handed it.
-type fakeHandler struct {
-	calls int
-	bans  []BanRequest
-}
-
-func (f *fakeHandler) Status(context.Context) (*Status, error) { f.calls++; return &Status{}, nil }
-func (f *fakeHandler) Active(context.Context, string, netip.Prefix, func(*ban.Ban) error) error {
-	f.calls++
-	return nil
-}
-func (f *fakeHandler) History(context.Context, HistoryQuery, func(*ban.Ban) error) error {
-	f.calls++
-	return nil
-}
-func (f *fakeHandler) Ban(_ context.Context, req BanRequest, _ Peer) ([]ban.Ban, error) {
-	f.calls++
-	f.bans = append(f.bans, req)
-	return nil, nil
-}
-func (f *fakeHandler) BulkBan(context.Context, BulkBanRequest, Peer) ([]ban.Ban, []Refusal, error) {
-	f.calls++
-	return nil, nil, nil
-}
-func (f *fakeHandler) Unban(context.Context, UnbanRequest, Peer) ([]ban.Ban, error) {
-	f.calls++
-	return nil, nil
-}
-func (f *fakeHandler) Reload(context.Context) error { f.calls++; return nil }
-func (f *fakeHandler) Fingerprints(context.Context, string) ([]Fingerprint, error) {
-	f.calls++
-	return nil, nil
-}
-func (f *fakeHandler) Forget(context.Context, string, string, Peer) ([]Fingerprint, error) {
-	f.calls++
-	return nil, nil
-}
 
 var fuzzRoutes = []struct{ method, path string }{
 	{"GET", "/v1/status"}, {"GET", "/v1/bans"}, {"GET", "/v1/history"}, {"POST", "/v1/ban"},
@@ -59,10 +18,26 @@ var fuzzRoutes = []struct{ method, path string }{
 	{"POST", "/v1/forget"}, {"PUT", "/v1/ban"}, {"GET", "/v2/x"},
 }
 
+// strictRequest decodes body as the server must take it: one JSON object
+// of v's fields and nothing after it but blanks, at most limit bytes.
+func strictRequest(body string, v any, limit int) bool {
+	if len(body) > limit || !strings.HasPrefix(strings.TrimLeft(body, " \t\r\n"), "{") {
+		return false
+	}
+	dec := json.NewDecoder(strings.NewReader(body))
+	dec.DisallowUnknownFields()
+	if dec.Decode(v) != nil {
+		return false
+	}
+	_, err := dec.Token()
+	return err == io.EOF
+}
+
 // FuzzServer sends the control API's routes hostile query strings and
 // bodies: the server never panics and never fails with a 5xx of its own
-// (the fake handler never fails); a ban request reaches the handler only
-// when its body is one JSON object of the request's fields.
+// (the fake handler never fails); a POST reaches the handler exactly when
+// its body is one JSON object of the request's fields (reload: no body or
+// an empty object), and then with that request.
 func FuzzServer(f *testing.F) {
 	for i := range fuzzRoutes {
 		f.Add(uint8(i), "", "")
@@ -93,17 +68,41 @@ func FuzzServer(f *testing.F) {
 		if w.Code >= 500 {
 			t.Fatalf("%s %s %q: %d %s", r.method, target, body, w.Code, w.Body)
 		}
-		if r.path == "/v1/ban" && r.method == "POST" {
-			var want BanRequest
-			dec := json.NewDecoder(strings.NewReader(body))
-			dec.DisallowUnknownFields()
-			ok := dec.Decode(&want) == nil
-			if _, err := dec.Token(); err != io.EOF {
-				ok = false // trailing values
-			}
-			if len(h.bans) == 1 && !ok {
-				t.Fatalf("the handler got %+v from a body that is no single ban request: %q", h.bans[0], body)
-			}
+		if r.method != "POST" {
+			return
+		}
+		var want, got any
+		var ok bool
+		switch r.path {
+		case "/v1/ban":
+			var v BanRequest
+			ok, want = strictRequest(body, &v, maxBody), []BanRequest{v}
+			got = h.bans
+		case "/v1/bulkban":
+			var v BulkBanRequest
+			ok, want = strictRequest(body, &v, MaxBulkBody) && len(v.Bans) <= MaxBulk, []BulkBanRequest{v}
+			got = h.bulk
+		case "/v1/unban":
+			var v UnbanRequest
+			ok, want = strictRequest(body, &v, maxBody), []UnbanRequest{v}
+			got = h.unbans
+		case "/v1/forget":
+			var v ForgetRequest
+			ok, want = strictRequest(body, &v, maxBody), []ForgetRequest{v}
+			got = h.forgets
+		case "/v1/reload":
+			ok = body == "" || strictRequest(body, &struct{}{}, maxBody)
+		}
+		calls := h.called()
+		switch {
+		case ok && len(calls) != 1:
+			t.Fatalf("%s %q: the handler was called %v, want once", r.path, body, calls)
+		case !ok && len(calls) != 0:
+			t.Fatalf("%s %q: the handler got %v from a body that is no single request", r.path, body, calls)
+		case ok && want != nil && !reflect.DeepEqual(got, want):
+			t.Fatalf("%s %q: the handler got %+v, want %+v", r.path, body, got, want)
+		case !ok && w.Code < 400:
+			t.Fatalf("%s %q: refused with %d", r.path, body, w.Code)
 		}
 	})
 }
