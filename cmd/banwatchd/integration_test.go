@@ -291,11 +291,17 @@ func (e *env) setElements(kind string) map[string]element {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	return parseElements(e.t, out)
+}
+
+// parseElements reads the elements of the sets in nft -j output.
+func parseElements(t *testing.T, out []byte) map[string]element {
+	t.Helper()
 	var doc struct {
 		Nftables []map[string]json.RawMessage `json:"nftables"`
 	}
 	if err := json.Unmarshal(out, &doc); err != nil {
-		e.t.Fatalf("nft -j output: %v\n%s", err, out)
+		t.Fatalf("nft -j output: %v\n%s", err, out)
 	}
 	els := map[string]element{}
 	for _, obj := range doc.Nftables {
@@ -307,7 +313,7 @@ func (e *env) setElements(kind string) map[string]element {
 			Elem []json.RawMessage `json:"elem"`
 		}
 		if err := json.Unmarshal(raw, &s); err != nil {
-			e.t.Fatal(err)
+			t.Fatal(err)
 		}
 		for _, r := range s.Elem {
 			var plain string
@@ -323,7 +329,7 @@ func (e *env) setElements(kind string) map[string]element {
 				} `json:"elem"`
 			}
 			if err := json.Unmarshal(r, &wrapped); err != nil {
-				e.t.Fatalf("element %s: %v", r, err)
+				t.Fatalf("element %s: %v", r, err)
 			}
 			val := strings.Trim(string(wrapped.Elem.Val), `"`)
 			var pfx struct {

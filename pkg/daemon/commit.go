@@ -366,25 +366,26 @@ func (g *generation) countError(component string) {
 }
 
 // rateLog logs an error of a component at most once per errorLogEvery, with
-// the count of those it held back, and once when the component works again.
+// the count of those it held back, and once when the component works again,
+// with the count of errors since it failed.
 type rateLog struct {
 	log    *slog.Logger
 	count  func(component string) // counts every error (metrics), if set
 	last   map[string]time.Time
 	held   map[string]int
-	failed map[string]bool
+	failed map[string]int // errors since the component last worked
 }
 
 func (r *rateLog) error(component, msg string, args ...any) {
 	if r.last == nil {
-		r.last, r.held, r.failed = map[string]time.Time{}, map[string]int{}, map[string]bool{}
+		r.last, r.held, r.failed = map[string]time.Time{}, map[string]int{}, map[string]int{}
 	}
 	for i := 0; i+1 < len(args); i += 2 {
 		if args[i] == "err" && args[i+1] == nil {
 			return
 		}
 	}
-	r.failed[component] = true
+	r.failed[component]++
 	if r.count != nil {
 		r.count(component)
 	}
@@ -399,8 +400,8 @@ func (r *rateLog) error(component, msg string, args ...any) {
 }
 
 func (r *rateLog) recovered(component string) {
-	if r.failed[component] {
-		r.failed[component] = false
-		r.log.Info("working again", "component", component)
+	if n := r.failed[component]; n > 0 {
+		r.failed[component] = 0
+		r.log.Info("working again", "component", component, "errors", n)
 	}
 }
