@@ -54,6 +54,13 @@ type ConnLimit struct {
 	BanTimeout time.Duration
 }
 
+// ErrUnavailable is wrapped by the errors of a backend that cannot work on
+// this host at all, whatever it is asked: the kernel lacks the feature, or
+// the process lacks the privilege. Trying again does not help until an
+// administrator changes the host or the daemon's privileges; the error's
+// text says what to change.
+var ErrUnavailable = errors.New("firewall unavailable")
+
 // DefaultConnBurst is the burst of a ConnLimit whose Burst is 0.
 const DefaultConnBurst = 5
 

@@ -109,6 +109,22 @@ func (s FileStats) Lag() (n int64, ok bool) {
 // notices rotation (a new inode at the path, or none), truncation (the size
 // below the offset, or a new first line) and decides which file is read
 // next, so that a rotation loses no line and reads none twice.
+//
+// What the path names is looked at as a program opening it would see it:
+//   - A symbolic link is followed, every time the path is looked at (as
+//     tail -F does): /var/log/mail.log -> mail/current is normal. A link
+//     made or changed to name another file is a rotation to that file: the
+//     rest of the file read so far is read, then the target from its start.
+//     A link to a file that is no log (/etc/shadow, left by whoever can
+//     write the log's directory) is read like a log and harms nothing: its
+//     lines go through the filters like any others and are never logged,
+//     and only lines a filter matches are kept (as evidence in the store).
+//   - Only regular files are opened. A FIFO, a device, a socket or a
+//     directory at the path is never opened (a FIFO would block, a device
+//     never end): Run fails if the path holds one at its start; later, it
+//     is skipped with one warning, the file read so far stays the log, and
+//     a regular file at the path is read once there is one again.
+//   - A missing path, or a missing directory, is waited for.
 type File struct {
 	path  string
 	start Start
@@ -295,10 +311,12 @@ type runner struct {
 
 	// queue holds the files still to read, in order: queue[0] is being
 	// read; only the last one may still be the file at the path (live).
-	queue   []*gen
-	tick    *time.Timer // sets tickDue every checkEvery
-	waiting bool        // the path is missing and there is nothing to read
-	statErr string      // the last error statting the path, logged once
+	queue     []*gen
+	tick      *time.Timer // sets tickDue every checkEvery
+	waiting   bool        // the path is missing and there is nothing to read
+	statErr   string      // the last error statting the path, logged once
+	irregular string      // the kind of non-regular file at the path, logged once
+	left      []leftFile  // files read to their end and let go, newest last
 
 	// The nxadm/tail reading queue[0], if any (see follow.go), and its
 	// lines through relay.
@@ -373,7 +391,7 @@ func (r *runner) begin() error {
 	st, err := os.Stat(r.path)
 	switch {
 	case err == nil && !st.Mode().IsRegular():
-		return r.errorf("not a regular file")
+		return r.errorf("%w", notRegular(st.Mode()))
 	case err != nil && !errors.Is(err, fs.ErrNotExist):
 		return r.errorf("%w", err)
 	}
@@ -565,7 +583,7 @@ func (r *runner) checkPath(now time.Time) {
 			}
 			return
 		}
-		r.statErr = ""
+		r.statErr, r.irregular = "", ""
 		if live != nil {
 			live.rotated, live.rotatedAt = true, now
 			r.log.Info("the log was removed or renamed; reading the rest of it", "inode", live.ino)
@@ -577,14 +595,31 @@ func (r *runner) checkPath(now time.Time) {
 		return
 	}
 	r.statErr = ""
-	dev, ino := devIno(st)
-	for _, g := range r.queue {
-		if g.dev == dev && g.ino == ino {
-			return // still (or again) the file we know
-		}
-	}
 	if !st.Mode().IsRegular() {
+		// A FIFO, a device, a directory: never opened (a FIFO would block
+		// the open, a device never end). The file read so far, if any,
+		// stays the live one; a regular file at the path is read again
+		// once there is one.
+		if kind := fileKind(st.Mode()); kind != r.irregular {
+			r.irregular = kind
+			r.log.Warn("the log's path holds no regular file; it is skipped until a regular file is there", "type", kind)
+		}
 		return
+	}
+	r.irregular = ""
+	dev, ino := devIno(st)
+	for i, g := range r.queue {
+		if g.dev == dev && g.ino == ino {
+			// Still the file we know, or again: one seen gone (renamed
+			// away, or the path briefly missing while an administrator
+			// put a link there) is the log again, read on, never left
+			// and read anew.
+			if g.rotated && !g.copy && i == len(r.queue)-1 {
+				g.rotated = false
+				r.log.Info("the log is back at its path; reading on", "inode", g.ino)
+			}
+			return
+		}
 	}
 	g, err := openGen(r.path)
 	if err != nil {
@@ -598,6 +633,10 @@ func (r *runner) checkPath(now time.Time) {
 			g.f.Close() // the path changed back between stat and open
 			return
 		}
+	}
+	if off, last, ok := r.leftAt(g); ok {
+		g.off, g.last = off, last
+		r.log.Info("the log is a file read before; reading on after the last line read", "inode", g.ino, "offset", off)
 	}
 	if live != nil {
 		live.rotated, live.rotatedAt = true, now
@@ -617,12 +656,49 @@ func (r *runner) finish(g *gen) {
 		r.log.Debug("left a partial last line in the rotated file", "file", g.name, "bytes", size-g.off)
 	}
 	r.log.Debug("finished the rotated file", "file", g.name, "inode", g.ino, "offset", g.off)
+	r.remember(g)
 	g.f.Close()
 	r.queue = r.queue[1:]
 	r.setOpen()
 	if len(r.queue) == 0 {
 		r.checkPath(time.Now())
 	}
+}
+
+// leftFile is a file read to its end and let go: where reading stopped.
+type leftFile struct {
+	dev, ino, fp uint64
+	off          int64
+	last         []byte
+}
+
+// maxLeft is how many files let go are remembered.
+const maxLeft = 4
+
+// remember notes where reading of g, let go, stopped.
+func (r *runner) remember(g *gen) {
+	if g.fp == 0 || g.off == 0 {
+		return
+	}
+	if len(r.left) == maxLeft {
+		r.left = r.left[1:]
+	}
+	r.left = append(r.left, leftFile{dev: g.dev, ino: g.ino, fp: g.fp, off: g.off, last: g.last})
+}
+
+// leftAt tells whether g, just opened at the path, is a file let go
+// earlier with the same content (inode, first line, and a line ending
+// where reading stopped): a log renamed away and back, or linked to, after
+// it was read to its end. Its offset is where reading goes on: from its
+// start, its lines would be read twice.
+func (r *runner) leftAt(g *gen) (int64, []byte, bool) {
+	for i, l := range r.left {
+		if l.dev == g.dev && l.ino == g.ino && l.fp == g.fp && g.lastSize >= l.off && newlineBefore(g.f, l.off) {
+			r.left = append(r.left[:i], r.left[i+1:]...)
+			return l.off, l.last, true
+		}
+	}
+	return 0, nil, false
 }
 
 // truncated handles g truncated or rewritten in place: the rest of its old

@@ -37,21 +37,25 @@ type gen struct {
 	noInotify bool      // inotify failed on it: nxadm/tail polls it
 }
 
-// openGen opens name, which must be a regular file.
+// openGen opens name, which must be a regular file. It is opened without
+// blocking and checked once open: a path that became a FIFO since it was
+// looked at would otherwise block the open until some writer opened it.
+// Reads of the regular file then block as usual.
 func openGen(name string) (*gen, error) {
-	st, err := os.Stat(name)
+	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
 		return nil, err
 	}
 	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file", name)
+		f.Close()
+		return nil, fmt.Errorf("%s: %w", name, notRegular(st.Mode()))
 	}
-	f, err := os.Open(name)
-	if err != nil {
-		return nil, err
-	}
-	st, err = f.Stat()
-	if err != nil {
+	if err := setBlocking(f); err != nil {
 		f.Close()
 		return nil, err
 	}
@@ -62,6 +66,45 @@ func openGen(name string) (*gen, error) {
 		return nil, err
 	}
 	return g, nil
+}
+
+// setBlocking clears O_NONBLOCK on f, a regular file opened with it (some
+// network and FUSE file systems heed it).
+func setBlocking(f *os.File) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) { serr = syscall.SetNonblock(int(fd), false) }); err != nil {
+		return err
+	}
+	return serr
+}
+
+// notRegular is the error for a log path that holds something other than
+// a regular file.
+func notRegular(m fs.FileMode) error {
+	return fmt.Errorf("not a regular file but %s", fileKind(m))
+}
+
+// fileKind names the type of a file that is not regular, for messages.
+func fileKind(m fs.FileMode) string {
+	switch t := m.Type(); {
+	case t&fs.ModeDir != 0:
+		return "a directory"
+	case t&fs.ModeNamedPipe != 0:
+		return "a named pipe (FIFO)"
+	case t&fs.ModeSocket != 0:
+		return "a socket"
+	case t&fs.ModeCharDevice != 0:
+		return "a character device"
+	case t&fs.ModeDevice != 0:
+		return "a block device"
+	case t&fs.ModeSymlink != 0:
+		return "a symbolic link"
+	}
+	return "a file of type " + m.Type().String()
 }
 
 // devIno returns the device and inode of a file.

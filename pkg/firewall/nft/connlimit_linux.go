@@ -218,7 +218,8 @@ func (b *Backend) meterExprs(c *nftables.Conn, st *jailState, k connKind) ([]exp
 // with the time it has left as Timeout. Flood sets are small (one element
 // per flooding source, at most connSetSize), so they are read back whole. A
 // flood set missing from the kernel is skipped; Check reports it.
-func (b *Backend) Floods(ctx context.Context) ([]firewall.Entry, error) {
+func (b *Backend) Floods(ctx context.Context) (_ []firewall.Entry, err error) {
+	defer func() { err = explain(err) }()
 	if err := b.ready(ctx); err != nil {
 		return nil, fmt.Errorf("nft: floods: %w", err)
 	}

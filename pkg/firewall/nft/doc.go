@@ -69,4 +69,14 @@
 //
 // Watch subscribes to nftables notifications and tells the backend's own
 // changes from others' by the netlink port ID of its socket.
+//
+// Where nftables cannot be used at all, the kernel's error is returned
+// with what to change, and wraps firewall.ErrUnavailable: EPERM (no
+// CAP_NET_ADMIN in the network namespace: a user other than root, a
+// container, a capability bounding set without it), EPROTONOSUPPORT when
+// the socket is opened (a kernel without nfnetlink), EOPNOTSUPP for the
+// first batch (nfnetlink without nf_tables). Such a kernel answers a whole
+// batch with one error, while google/nftables waits for an answer to each
+// message; so every request gives the kernel 30 seconds to answer, and
+// fails after that rather than waiting forever.
 package nft

@@ -32,7 +32,8 @@ func (b *Backend) ready(ctx context.Context) error {
 // sent in batches that fit the kernel's limits; if one fails, later ones
 // are not sent, the error is returned, and Check reports false until the
 // next Reconcile.
-func (b *Backend) Add(ctx context.Context, entries []firewall.Entry) error {
+func (b *Backend) Add(ctx context.Context, entries []firewall.Entry) (err error) {
+	defer func() { err = explain(err) }()
 	if err := b.ready(ctx); err != nil {
 		return fmt.Errorf("nft: add: %w", err)
 	}
@@ -66,7 +67,8 @@ func (b *Backend) Add(ctx context.Context, entries []firewall.Entry) error {
 // timeouts. Single addresses are removed from the jail's flood sets too
 // (see Floods), so that unbanning a source the kernel banned for going over
 // a connection limit lifts that ban.
-func (b *Backend) Remove(ctx context.Context, entries []firewall.Entry) error {
+func (b *Backend) Remove(ctx context.Context, entries []firewall.Entry) (err error) {
+	defer func() { err = explain(err) }()
 	if err := b.ready(ctx); err != nil {
 		return fmt.Errorf("nft: remove: %w", err)
 	}

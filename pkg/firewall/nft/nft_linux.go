@@ -44,6 +44,7 @@ type Backend struct {
 	chain *nftables.Chain
 
 	conn    *nftables.Conn // lasting connection for all changes and queries
+	nl      *netlink.Conn  // its socket, for read deadlines
 	sendBuf int            // its send buffer: the largest batch it can send
 
 	// nativeRefresh is true when re-adding an element replaces its timeout
@@ -104,7 +105,7 @@ func New(logger *slog.Logger, opts Options) (*Backend, error) {
 		monitors: map[*monitor]bool{},
 	}
 	if err := b.dial(); err != nil {
-		return nil, fmt.Errorf("nft: %w", err)
+		return nil, fmt.Errorf("nft: %w", explain(err))
 	}
 	return b, nil
 }
@@ -137,13 +138,15 @@ func (b *Backend) Close() error {
 }
 
 // connection returns the lasting connection, dialling again after a Close
-// or a failed batch.
+// or a failed batch. The kernel is given answerTimeout from now to answer
+// what is sent on it.
 func (b *Backend) connection() (*nftables.Conn, error) {
 	if b.conn == nil {
 		if err := b.dial(); err != nil {
 			return nil, err
 		}
 	}
+	b.expectAnswer()
 	return b.conn, nil
 }
 
@@ -160,7 +163,8 @@ func (b *Backend) connection() (*nftables.Conn, error) {
 // so that every source is measured by the new limit at once (each starts
 // with a full bucket); otherwise they keep their state. Flood sets keep
 // their elements; a changed ConnLimit.BanTimeout applies to new ones.
-func (b *Backend) Setup(ctx context.Context, jails []firewall.Jail) error {
+func (b *Backend) Setup(ctx context.Context, jails []firewall.Jail) (err error) {
+	defer func() { err = explain(err) }()
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("nft: setup: %w", err)
 	}
@@ -390,7 +394,8 @@ func (b *Backend) tableExists() (bool, error) {
 // exactly the expected rules are in place. It never reads set elements. It
 // also reports false after a change failed half way, and after sets were
 // adopted from an earlier process, until the next Reconcile.
-func (b *Backend) Check(ctx context.Context) (bool, error) {
+func (b *Backend) Check(ctx context.Context) (ok bool, err error) {
+	defer func() { err = explain(err) }()
 	if err := ctx.Err(); err != nil {
 		return false, fmt.Errorf("nft: check: %w", err)
 	}
@@ -472,6 +477,7 @@ func (b *Backend) resetConn() {
 // flush sends the queued batch. On failure the connection is replaced, as
 // replies to the failed batch may still be queued on it.
 func (b *Backend) flush(what string) error {
+	b.expectAnswer()
 	if err := b.conn.Flush(); err != nil {
 		b.resetConn()
 		return fmt.Errorf("%s: %w", what, err)
@@ -499,7 +505,7 @@ func (b *Backend) dial() error {
 		_ = c.CloseLasting()
 		return err
 	}
-	b.conn = c
+	b.conn, b.nl = c, nl
 	b.sendBuf = sendBuffer(nl)
 	if b.sendBuf <= 0 {
 		b.sendBuf = defaultSendBuf

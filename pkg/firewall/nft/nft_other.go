@@ -4,7 +4,7 @@ package nft
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"log/slog"
 
 	"github.com/banwatch/banwatch/pkg/firewall"
@@ -17,7 +17,7 @@ var (
 )
 
 // errUnsupported is returned on systems without nftables.
-var errUnsupported = errors.New("nft: nftables is only available on Linux")
+var errUnsupported = fmt.Errorf("nft: nftables is only available on Linux: %w", firewall.ErrUnavailable)
 
 // Backend is the nftables firewall backend; on this system it cannot be
 // created.

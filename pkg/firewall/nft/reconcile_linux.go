@@ -22,7 +22,8 @@ import (
 // are not part of the entries: they are kept as they are, or recreated
 // empty if they are gone. Entries of jails not given to Setup are
 // skipped with a warning; a prefix given twice gets the longer timeout.
-func (b *Backend) Reconcile(ctx context.Context, entries []firewall.Entry) error {
+func (b *Backend) Reconcile(ctx context.Context, entries []firewall.Entry) (err error) {
+	defer func() { err = explain(err) }()
 	if err := b.ready(ctx); err != nil {
 		return fmt.Errorf("nft: reconcile: %w", err)
 	}
