@@ -136,7 +136,7 @@ func TestShippedJails(t *testing.T) {
 
 func TestDaemonFile(t *testing.T) {
 	cases := []struct{ doc, err string }{
-		{"[daemon]\nstate_dir = \"/srv/bw\"\nfirewall = \"log\"\nignore = [\"192.0.2.0/24\", \"2001:db8::1\"]\n", ""},
+		{"[daemon]\nstate_dir = \"/srv/bw\"\nfirewall = \"log\"\nignore = [\"192.0.2.0/24\", \"2001:db8::1\"]\nmemory_limit = \"512MiB\"\n", ""},
 		{"[daemon]\nfirewall = \"iptables\"\n", `banwatch.toml:2: daemon.firewall: "iptables": want "nftables" or "log"`},
 		{"[daemon]\nstate_dir = \"var/lib\"\n", "banwatch.toml:2: daemon.state_dir: must be an absolute path"},
 		{"[daemon]\n\nsocket_mode = 1\n", "banwatch.toml:3: daemon.socket_mode: unknown key"},
@@ -148,6 +148,8 @@ func TestDaemonFile(t *testing.T) {
 		{"[daemon]\nmetrics = \"127.0.0.1:http\"\n", `banwatch.toml:2: daemon.metrics: "127.0.0.1:http": the port must be a number`},
 		{"[daemon]\nmetrics = \"127.0.0.1:70000\"\n", `daemon.metrics: "127.0.0.1:70000": the port must be a number`},
 		{"[daemon]\nmetrics = \"example.org:9631\"\n", `daemon.metrics: "example.org:9631": the host must be an IP address or localhost`},
+		{"[daemon]\nmemory_limit = \"512MB\"\n", `banwatch.toml:2: daemon.memory_limit: "512MB": want a size such as 512MiB`},
+		{"[daemon]\nmemory_limit = \"1MiB\"\n", `banwatch.toml:2: daemon.memory_limit: "1MiB": want at least 64MiB`},
 	}
 	for _, c := range cases {
 		dir := t.TempDir()
@@ -161,7 +163,7 @@ func TestDaemonFile(t *testing.T) {
 				continue
 			}
 			if cfg.Daemon.StateDir != "/srv/bw" || cfg.Daemon.Firewall != "log" || len(cfg.Daemon.Ignore) != 2 ||
-				cfg.Daemon.Ignore[1].Bits() != 128 {
+				cfg.Daemon.Ignore[1].Bits() != 128 || cfg.Daemon.MemoryLimit != 512<<20 {
 				t.Errorf("decoded %+v", cfg.Daemon)
 			}
 			continue
@@ -266,6 +268,32 @@ func TestParseDuration(t *testing.T) {
 		back, err := ParseDuration(FormatDuration(d))
 		if err != nil || back != d {
 			t.Errorf("FormatDuration(%v) = %q, reads back as %v, %v", d, FormatDuration(d), back, err)
+		}
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	cases := []struct {
+		in   string
+		want int64
+		ok   bool
+	}{
+		{"512MiB", 512 << 20, true},
+		{"1GiB", 1 << 30, true},
+		{"64 KiB", 64 << 10, true},
+		{"1000", 1000, true},
+		{"10B", 10, true},
+		{"", 0, false},
+		{"MiB", 0, false},
+		{"1.5GiB", 0, false},
+		{"-1MiB", 0, false},
+		{"512MB", 0, false},
+		{"99999999999GiB", 0, false},
+	}
+	for _, c := range cases {
+		got, err := ParseSize(c.in)
+		if (err == nil) != c.ok || got != c.want {
+			t.Errorf("ParseSize(%q) = %v, %v; want %v ok=%v", c.in, got, err, c.want, c.ok)
 		}
 	}
 }

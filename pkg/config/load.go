@@ -75,6 +75,10 @@ type Daemon struct {
 	// Metrics is the TCP address ("127.0.0.1:9631") of the Prometheus
 	// endpoint, /metrics; empty: none (the default).
 	Metrics string
+	// MemoryLimit, when above 0, is the memory in bytes the daemon keeps
+	// under (memory_limit): Go's soft memory limit is set to it less
+	// SQLiteMemory, so that the garbage collector works harder near it.
+	MemoryLimit int64
 	// Notify is banwatch.toml's [notify] table: the webhooks told of bans.
 	Notify Notify
 }
@@ -263,6 +267,7 @@ type daemonFile struct {
 		History  *string  `toml:"history"`
 		Metrics  *string  `toml:"metrics"`
 		JournalD *string  `toml:"journal_directory"`
+		MemLimit *string  `toml:"memory_limit"`
 	} `toml:"daemon"`
 	Notify notifyKeys `toml:"notify"`
 }
@@ -299,7 +304,7 @@ func loadDaemon(file string, knownJail func(string) bool) (Daemon, error) {
 		case k[0] != "daemon":
 			bad("unknown table (banwatch.toml holds [daemon] and [notify])", k[0])
 		default:
-			bad("unknown key (known in [daemon]: state_dir, socket, socket_group, firewall, nft_table, ignore, history, metrics, journal_directory)", k...)
+			bad("unknown key (known in [daemon]: state_dir, socket, socket_group, firewall, nft_table, ignore, history, metrics, journal_directory, memory_limit)", k...)
 		}
 	}
 	x := &f.Daemon
@@ -348,6 +353,17 @@ func loadDaemon(file string, knownJail func(string) bool) (Daemon, error) {
 			bad("must be an absolute path", "daemon", "journal_directory")
 		}
 		d.JournalDirectory = *x.JournalD
+	}
+	if x.MemLimit != nil {
+		n, err := ParseSize(*x.MemLimit)
+		switch {
+		case err != nil:
+			bad(err.Error(), "daemon", "memory_limit")
+		case n < MinMemoryLimit:
+			bad(fmt.Sprintf("%q: want at least 64MiB", *x.MemLimit), "daemon", "memory_limit")
+		default:
+			d.MemoryLimit = n
+		}
 	}
 	if x.Metrics != nil && *x.Metrics != "" {
 		if err := checkListenAddr(*x.Metrics); err != nil {
@@ -865,4 +881,34 @@ func apply(j *Jail, k jailKeys, src jailSource) error {
 func validPattern(p string) bool {
 	_, err := filepath.Match(p, "")
 	return err == nil
+}
+
+// MinMemoryLimit is the smallest memory_limit taken.
+const MinMemoryLimit = 64 << 20
+
+// SQLiteMemory is what the store's SQLite may hold outside Go's heap (its
+// page caches, at most 16 MiB for the writer and 2 MiB for each of four
+// readers, and its own structures): memory_limit less this is Go's limit.
+const SQLiteMemory = 32 << 20
+
+// ParseSize reads a size in bytes: a whole number with an optional unit,
+// B, KiB, MiB or GiB (powers of 1024), as in "512MiB".
+func ParseSize(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1}}
+	mult := int64(1)
+	for _, u := range units {
+		if strings.HasSuffix(t, u.suffix) {
+			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("%q: want a size such as 512MiB (units B, KiB, MiB, GiB)", s)
+	}
+	return n * mult, nil
 }

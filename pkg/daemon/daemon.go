@@ -20,10 +20,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -133,6 +135,7 @@ func Run(ctx context.Context, opts Options) error {
 	go d.reloader(ctx)
 	first := true
 	for {
+		setMemoryLimit(cfg, log)
 		genCtx, cancel := context.WithCancel(ctx)
 		g := &generation{cfg: cfg, log: log, store: st, backend: backend, poll: opts.Poll,
 			ctl: make(chan func(context.Context)), marks: make(chan mark, 64), procOps: make(chan func(context.Context)), probes: make(chan func()), dnsblHits: make(chan dnsblHit, 256),
@@ -388,3 +391,15 @@ func ownAddrs(log *slog.Logger) []netip.Prefix {
 
 // now is the clock; a variable so that nothing else calls time.Now.
 var now = time.Now
+
+// setMemoryLimit sets Go's soft memory limit from [daemon] memory_limit,
+// less what SQLite may hold outside Go's heap; without it, none.
+func setMemoryLimit(cfg *config.Config, log *slog.Logger) {
+	limit := int64(math.MaxInt64)
+	if cfg.Daemon.MemoryLimit > 0 {
+		limit = cfg.Daemon.MemoryLimit - config.SQLiteMemory
+	}
+	if old := debug.SetMemoryLimit(limit); old != limit && cfg.Daemon.MemoryLimit > 0 {
+		log.Info("memory limit", "bytes", cfg.Daemon.MemoryLimit, "go_heap_limit", limit)
+	}
+}
