@@ -14,6 +14,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -26,8 +27,14 @@ import (
 	"github.com/banwatch/banwatch/internal/version"
 	"github.com/banwatch/banwatch/pkg/config"
 	"github.com/banwatch/banwatch/pkg/daemon"
+	"github.com/banwatch/banwatch/pkg/firewall"
 	"github.com/banwatch/banwatch/pkg/systemd"
 )
+
+// exitUnavailable is the exit status when the host gives the daemon no
+// nftables (no CAP_NET_ADMIN, no nf_tables): sysexits' EX_CONFIG, which the
+// systemd unit does not restart on, as a restart cannot help.
+const exitUnavailable = 78
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -142,6 +149,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if err != nil {
 		log.Error("banwatchd stopped", "err", err)
+		if errors.Is(err, firewall.ErrUnavailable) {
+			return exitUnavailable
+		}
 		return 1
 	}
 	log.Info("banwatchd stopped; bans stay in the kernel until they expire")

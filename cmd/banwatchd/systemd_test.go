@@ -64,6 +64,9 @@ func TestUnitDirectives(t *testing.T) {
 		"NoNewPrivileges":         "yes",
 		"PrivateTmp":              "yes",
 		"RestrictAddressFamilies": "AF_UNIX AF_NETLINK AF_INET AF_INET6",
+		// Not restarted when a restart cannot help: a bad configuration
+		// (2) or no nftables (exitUnavailable).
+		"RestartPreventExitStatus": "2 " + strconv.Itoa(exitUnavailable),
 	}
 	for k, v := range want {
 		if got := d[k]; len(got) != 1 || got[0] != v {
