@@ -9,6 +9,9 @@
 #                namespace, allocations of the hot paths; one table
 #   make bench-go the Go benchmarks of the matching engine on one core
 #   make fuzz    long fuzz runs (FUZZTIME each, default 5m)
+#   make soak    the long reliability run (root, about 20 minutes): 50 SIGKILL
+#                cycles, a 10-minute soak, every fault test; writes
+#                docs/reliability.md
 #   make install binaries, /etc/banwatch, the systemd unit, man pages
 #                (PREFIX=/usr/local, DESTDIR for staging)
 #   make man     the manual pages and completions from their sources
@@ -25,7 +28,7 @@ FUZZTIME  ?= 5m
 DEBIAN_PACKAGES ?= nftables iproute2 util-linux gcc libc6-dev postfix dovecot-core swaks libidn12 systemd systemd-journal-remote fail2ban zsh fish
 POLICY_RCD = /usr/sbin/policy-rc.d
 
-.PHONY: all build install man deb check deps fmt vet staticcheck test test-all fuzz-smoke fuzz bench bench-go clean
+.PHONY: all build install man deb check deps fmt vet staticcheck test test-all fuzz-smoke fuzz soak bench bench-go clean
 
 all: build
 
@@ -145,6 +148,20 @@ fuzz:
 		name=$${t%%:*}; rest=$${t#*:}; pkg=$${rest%%:*}; \
 		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 1m $$pkg; \
 	done
+
+# The reliability tests at full length; their results and figures go to
+# docs/reliability.md (bench/reliability), written even when one fails.
+CHAOS_CYCLES  ?= 50
+SOAK_DURATION ?= 10m
+SOAK_TESTS = TestChaosKill|TestSoak|TestStateFilesystem|TestFault|TestRepairsFlushedRuleset|TestReloadRefusesBrokenConfig
+soak: deps
+	@log=$$(mktemp); trap 'rm -f $$log' EXIT; status=0; \
+	$(GO) test -count=1 -json -timeout 60m -run '$(SOAK_TESTS)' ./cmd/banwatchd \
+		-args -chaos-cycles $(CHAOS_CYCLES) -soak-duration $(SOAK_DURATION) >>$$log || status=1; \
+	$(GO) test -count=1 -json -run 'TestInjection|FuzzInjection|FuzzShippedFilters' . >>$$log || status=1; \
+	$(GO) test -count=1 -json ./pkg/control >>$$log || status=1; \
+	$(GO) run ./bench/reliability -in $$log -o docs/reliability.md -command "make soak" || status=1; \
+	exit $$status
 
 bench: deps
 	$(GO) run ./bench/report
