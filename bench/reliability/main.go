@@ -46,10 +46,10 @@ var faults = []fault{
 		"repaired with every ban and rule; the other program's table untouched",
 		[]string{"TestFaultFirewallRepaired", "TestRepairsFlushedRuleset"}},
 	{"No CAP_NET_ADMIN",
-		"one clear error, exit status 1, no panic",
+		"one clear error, exit status 78 (not restarted by the unit), no panic",
 		[]string{"TestFaultNoNetAdmin"}},
 	{"No nftables in the kernel (nfnetlink refused, by seccomp)",
-		"one clear error, exit status 1, no hang",
+		"one clear error, exit status 78, no hang",
 		[]string{"TestFaultNoNftablesInKernel"}},
 	{"A missing log directory, a log replaced by a symlink or a FIFO, a log truncated to zero",
 		"waited for, followed, skipped with one warning, read from its new start; lines read = lines written",
@@ -207,6 +207,27 @@ func summary(res *result, all map[string]*result, name string) []string {
 		}
 	}
 	sort.Strings(res.subs)
+	if len(res.subs) > maxListed {
+		// Many subtests (a fuzz target's seeds, a table of requests): a
+		// count, and the names of those that did not pass.
+		counts := map[string]int{}
+		var notPassed []string
+		for _, s := range res.subs {
+			if sub := all[name+"/"+s]; sub != nil {
+				counts[sub.action]++
+				if sub.action != "pass" {
+					notPassed = append(notPassed, s+": "+sub.action)
+				}
+			}
+		}
+		line := fmt.Sprintf("%d subtests: %d pass", len(res.subs), counts["pass"])
+		for _, a := range []string{"fail", "skip"} {
+			if counts[a] > 0 {
+				line += fmt.Sprintf(", %d %s", counts[a], a)
+			}
+		}
+		return append(append(out, line), notPassed...)
+	}
 	for _, s := range res.subs {
 		sub := all[name+"/"+s]
 		if sub == nil {
@@ -220,6 +241,9 @@ func summary(res *result, all map[string]*result, name string) []string {
 	}
 	return out
 }
+
+// maxListed is how many subtests a row lists one by one.
+const maxListed = 12
 
 // cell makes s safe in a table cell.
 func cell(s string) string {
