@@ -2,7 +2,7 @@
 #
 #   make check   everything CI runs: installs what the tests need, vet,
 #                staticcheck, the whole test suite with the race detector,
-#                short fuzz runs
+#                a one-minute soak, short fuzz runs
 #   make test    the quick suite: no root, no packages, no fuzzing
 #   make bench   the whole performance harness (root, about 5 minutes): banctl
 #                test against fail2ban and sshguard, the daemon in a network
@@ -28,7 +28,7 @@ FUZZTIME  ?= 5m
 DEBIAN_PACKAGES ?= nftables iproute2 util-linux gcc libc6-dev postfix dovecot-core swaks libidn12 systemd systemd-journal-remote fail2ban zsh fish
 POLICY_RCD = /usr/sbin/policy-rc.d
 
-.PHONY: all build install man deb check deps fmt vet staticcheck test test-all fuzz-smoke fuzz soak bench bench-go clean
+.PHONY: all build install man deb check deps fmt vet staticcheck test test-all fuzz-smoke fuzz soak soak-short bench bench-go clean
 
 all: build
 
@@ -79,7 +79,7 @@ deb: build
 	mkdir -p $(DIST)
 	VERSION=$(VERSION) $(GO) run $(NFPM) package --config packaging/nfpm.yaml --packager deb --target $(DIST)/
 
-check: deps fmt vet staticcheck test-all fuzz-smoke
+check: deps fmt vet staticcheck test-all soak-short fuzz-smoke
 
 deps:
 	@command -v $(GO) >/dev/null || { echo "make: Go is missing: install Go 1.26 or set GO=/path/to/go" >&2; exit 1; }
@@ -154,6 +154,11 @@ fuzz:
 CHAOS_CYCLES  ?= 50
 SOAK_DURATION ?= 10m
 SOAK_TESTS = TestChaosKill|TestSoak|TestStateFilesystem|TestFault|TestRepairsFlushedRuleset|TestReloadRefusesBrokenConfig
+# The soak needs the machine to itself: the suite (test-all) skips it, and
+# make check runs it here for a minute, alone and without the race detector.
+soak-short:
+	$(GO) test -count=1 -run '^TestSoak$$' -v ./cmd/banwatchd -args -soak-duration 1m
+
 soak: deps
 	@log=$$(mktemp); trap 'rm -f $$log' EXIT; status=0; \
 	$(GO) test -count=1 -json -timeout 60m -run '$(SOAK_TESTS)' ./cmd/banwatchd \

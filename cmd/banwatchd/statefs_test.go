@@ -193,16 +193,16 @@ func mount(t *testing.T, dir string, args ...string) {
 	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
 }
 
-// waitStored waits until the database at path holds an active ban of each
-// of addrs.
-func waitStored(t *testing.T, path string, addrs []string, within time.Duration) {
+// waitAll waits until have, asked every 100 ms, holds each of addrs; where
+// names what is asked, for the failure.
+func waitAll(t *testing.T, where string, addrs []string, within time.Duration, have func() map[string]bool) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
-		active := activeBans(t, path)
+		got := have()
 		missing := 0
 		for _, a := range addrs {
-			if _, ok := active[a]; !ok {
+			if !got[a] {
 				missing++
 			}
 		}
@@ -210,18 +210,30 @@ func waitStored(t *testing.T, path string, addrs []string, within time.Duration)
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d bans not in the store within %v", missing, len(addrs), within)
+			t.Fatalf("%d of %d bans not in %s within %v", missing, len(addrs), where, within)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// waitStored waits until the database at path holds an active ban of each
+// of addrs.
+func waitStored(t *testing.T, path string, addrs []string, within time.Duration) {
+	t.Helper()
+	waitAll(t, "the store", addrs, within, func() map[string]bool {
+		have := map[string]bool{}
+		for a := range activeBans(t, path) {
+			have[a] = true
+		}
+		return have
+	})
 }
 
 // waitListed waits until banctl list (the store's active bans) shows each
 // of addrs.
 func waitListed(t *testing.T, e *env, addrs []string, within time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
+	waitAll(t, "banctl list (the store)", addrs, within, func() map[string]bool {
 		code, out, errs := e.banctl("list", "--json")
 		if code != 0 {
 			t.Fatalf("banctl list: %d %s", code, errs)
@@ -238,42 +250,20 @@ func waitListed(t *testing.T, e *env, addrs []string, within time.Duration) {
 				listed[b.IP] = true
 			}
 		}
-		missing := 0
-		for _, a := range addrs {
-			if !listed[a] {
-				missing++
-			}
-		}
-		if missing == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d bans not listed by banctl (the store) within %v", missing, len(addrs), within)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return listed
+	})
 }
 
 // waitKernel waits until the postfix jail's IPv4 set holds each of addrs.
 func waitKernel(t *testing.T, e *env, addrs []string, within time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		els := e.setElements(v4set)
-		missing := 0
-		for _, a := range addrs {
-			if _, ok := els[a]; !ok {
-				missing++
-			}
+	waitAll(t, "the kernel", addrs, within, func() map[string]bool {
+		have := map[string]bool{}
+		for a := range e.setElements(v4set) {
+			have[a] = true
 		}
-		if missing == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d bans not in the kernel within %v", missing, len(addrs), within)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return have
+	})
 }
 
 // waitDaemonLog waits until the daemon's log holds s.
