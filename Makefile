@@ -151,6 +151,8 @@ fuzz:
 
 # The reliability tests at full length; their results and figures go to
 # docs/reliability.md (bench/reliability), written even when one fails.
+# The tests' go test -json output stays in SOAK_LOG: `go run
+# ./bench/reliability -in SOAK_LOG` writes the document again from it.
 CHAOS_CYCLES  ?= 50
 SOAK_DURATION ?= 10m
 SOAK_TESTS = TestChaosKill|TestSoak|TestStateFilesystem|TestFault|TestRepairsFlushedRuleset|TestReloadRefusesBrokenConfig
@@ -159,8 +161,9 @@ SOAK_TESTS = TestChaosKill|TestSoak|TestStateFilesystem|TestFault|TestRepairsFlu
 soak-short:
 	$(GO) test -count=1 -run '^TestSoak$$' -v ./cmd/banwatchd -args -soak-duration 1m
 
+SOAK_LOG ?= /tmp/banwatch-soak.json
 soak: deps
-	@log=$$(mktemp); trap 'rm -f $$log' EXIT; status=0; \
+	@log=$(SOAK_LOG); : >$$log; status=0; \
 	$(GO) test -count=1 -json -timeout 60m -run '$(SOAK_TESTS)' ./cmd/banwatchd \
 		-args -chaos-cycles $(CHAOS_CYCLES) -soak-duration $(SOAK_DURATION) >>$$log || status=1; \
 	$(GO) test -count=1 -json -run 'TestInjection|FuzzInjection|FuzzShippedFilters' . >>$$log || status=1; \

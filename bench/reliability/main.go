@@ -198,7 +198,13 @@ func summary(res *result, all map[string]*result, name string) []string {
 		}
 	}
 	if len(out) == 0 {
-		for _, l := range res.logs {
+		logs := res.logs
+		if res.action == "fail" && len(logs) > 6 {
+			// What it logged last: the failure.
+			out = append(out, "…")
+			logs = logs[len(logs)-6:]
+		}
+		for _, l := range logs {
 			if len(out) == 6 {
 				out = append(out, "…")
 				break

@@ -112,6 +112,7 @@ func TestChaosKill(t *testing.T) {
 	for c := 1; c <= *chaosCycles; c++ {
 		time.Sleep(time.Duration(300+rng.IntN(1200)) * time.Millisecond)
 		d.kill()
+		killed := d.log()
 		at := written.Load()
 		active := activeBans(t, db)
 		time.Sleep(time.Duration(rng.IntN(500)) * time.Millisecond)
@@ -129,7 +130,8 @@ func TestChaosKill(t *testing.T) {
 				t.Fatalf("cycle %d: %s, banned in the database before the kill, is not in the kernel after the restart\n%s", c, a, tail(d.log(), 20))
 			}
 			if left := time.Until(end); el.Expires < left-5*time.Second || el.Expires > left+5*time.Second {
-				t.Fatalf("cycle %d: %s expires in %v in the kernel, in %v by the database\n%s", c, a, el.Expires, left.Round(time.Second), tail(d.log(), 20))
+				t.Fatalf("cycle %d: %s expires in %v in the kernel (its timeout %v), in %v by the database (end %s)\nthe killed daemon's log ends:\n%s\nthe restarted one's:\n%s",
+					c, a, el.Expires, el.Timeout, left.Round(time.Second), end.Format(time.RFC3339Nano), tail(grepLog(killed, "msg=ban "), 15), tail(grepLog(d.log(), "msg=ban "), 15))
 			}
 		}
 		bansChecked += len(active)
@@ -312,4 +314,15 @@ func nftDuration(t *testing.T, s string) time.Duration {
 		s = s[j:]
 	}
 	return d
+}
+
+// grepLog returns the lines of log that do not hold s.
+func grepLog(log, s string) string {
+	var out []string
+	for _, l := range strings.Split(log, "\n") {
+		if !strings.Contains(l, s) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
