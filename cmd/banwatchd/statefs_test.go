@@ -37,17 +37,7 @@ func TestStateFilesystemFull(t *testing.T) {
 	}
 
 	// A flood of bans, in several writes, while the disk is full.
-	var addrs []string
-	for w := range 12 {
-		var lines []string
-		for i := range 250 {
-			a := fmt.Sprintf("10.%d.%d.1", w, i)
-			addrs = append(addrs, a)
-			lines = append(lines, failures(a, 5)...)
-		}
-		e.appendLines(lines...)
-		time.Sleep(100 * time.Millisecond)
-	}
+	addrs := floodBans(e, 12, 250)
 	waitKernel(t, e, addrs, 20*time.Second)
 	waitDaemonLog(t, d, "committing failed", 10*time.Second)
 	if n := len(activeBans(t, db)); n >= len(addrs) {
@@ -136,17 +126,7 @@ func TestStateFilesystemReadOnly(t *testing.T) {
 	if err := os.WriteFile(inside(d, "probe"), nil, 0o600); err == nil {
 		t.Fatal("the filesystem is still writable after trigger_fs_error")
 	}
-	var addrs []string
-	for w := range 5 {
-		var lines []string
-		for i := range 200 {
-			a := fmt.Sprintf("10.%d.%d.1", w, i)
-			addrs = append(addrs, a)
-			lines = append(lines, failures(a, 5)...)
-		}
-		e.appendLines(lines...)
-		time.Sleep(100 * time.Millisecond)
-	}
+	addrs := floodBans(e, 5, 200)
 	waitKernel(t, e, addrs, 20*time.Second)
 	waitDaemonLog(t, d, "committing failed", 10*time.Second)
 	checkErrorLogged(t, d.log())
@@ -177,6 +157,24 @@ func TestStateFilesystemReadOnly(t *testing.T) {
 	d.stop(t)
 	t.Logf("RELIABILITY read-only: %d bans in 5 writes with the state filesystem read-only all reached the kernel, the failure logged once; after e2fsck and a restart all %d are stored and in the kernel",
 		len(addrs), len(addrs))
+}
+
+// floodBans appends five SASL failures of each of perWrite new addresses
+// (10.W.I.1, each in a /24 of its own), in writes writes 100 ms apart, and
+// returns the addresses.
+func floodBans(e *env, writes, perWrite int) []string {
+	var addrs []string
+	for w := range writes {
+		var lines []string
+		for i := range perWrite {
+			a := fmt.Sprintf("10.%d.%d.1", w, i)
+			addrs = append(addrs, a)
+			lines = append(lines, failures(a, 5)...)
+		}
+		e.appendLines(lines...)
+		time.Sleep(100 * time.Millisecond)
+	}
+	return addrs
 }
 
 // mount mounts with the arguments given on dir (made if missing), or
