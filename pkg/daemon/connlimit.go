@@ -38,12 +38,16 @@ func (g *generation) recordFloods(ctx context.Context, fr firewall.FloodReporter
 			continue
 		}
 		cl := jr.cfg.ConnLimit
-		start := t.Add(e.Timeout - jr.cfg.BanTime)
+		end := e.Expires
+		if end.IsZero() {
+			end = t.Add(jr.cfg.BanTime)
+		}
+		start := end.Add(-jr.cfg.BanTime)
 		if start.After(t) {
 			start = t
 		}
 		bans = append(bans, &ban.Ban{Prefix: e.Prefix, Jail: e.Jail, Origin: ban.OriginConnLimit,
-			Start: start, End: t.Add(e.Timeout), FirstEvent: start, LastEvent: start, Evidence: []string{},
+			Start: start, End: end, FirstEvent: start, LastEvent: start, Evidence: []string{},
 			Reason: "conn_limit: over " + config.FormatRate(cl.Rate, cl.Per)})
 	}
 	if len(bans) == 0 {

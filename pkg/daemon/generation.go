@@ -389,17 +389,18 @@ func (g *generation) entries(bans []ban.Ban, t time.Time) (out []firewall.Entry,
 	return out, orphans
 }
 
-// entry is b's firewall entry at t: the time left, never more than the
-// ban's own length (a clock that jumps back must not lengthen a ban).
+// entry is b's firewall entry at t: it ends when the ban does, but never
+// later than the ban's own length after t (a clock that jumps back must not
+// lengthen a ban). A ban with less than a second left has none.
 func entry(b *ban.Ban, t time.Time) (firewall.Entry, bool) {
-	left := b.Remaining(t)
-	if full := b.End.Sub(b.Start); full > 0 && left > full {
-		left = full
+	end := b.End
+	if full := b.End.Sub(b.Start); full > 0 && end.Sub(t) > full {
+		end = t.Add(full)
 	}
-	if left < time.Second {
+	if b.Remaining(t) < time.Second {
 		return firewall.Entry{}, false
 	}
-	return firewall.Entry{Jail: b.Jail, Prefix: b.Prefix.Masked(), Timeout: left.Truncate(time.Second)}, true
+	return firewall.Entry{Jail: b.Jail, Prefix: b.Prefix.Masked(), Expires: end}, true
 }
 
 // sources makes one source per log path (or pattern).

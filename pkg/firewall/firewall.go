@@ -85,13 +85,19 @@ func (l *ConnLimit) EffectiveBurst() uint32 {
 	return l.Burst
 }
 
-// Entry is one ban as the kernel holds it: a prefix in a jail's set, for
-// Timeout from the moment it is applied. A single address (/32, /128) goes
-// to the jail's address set, wider prefixes to its prefix set.
+// Entry is one ban as the kernel holds it: a prefix in a jail's set until
+// Expires (the zero time: no expiry). A single address (/32, /128) goes to
+// the jail's address set, wider prefixes to its prefix set.
+//
+// The end is absolute so that the kernel's ban ends when the store's does:
+// a backend whose kernel counts a timeout counts it from Expires as it
+// encodes each element, so that time spent before (a long batch, a wait
+// for the kernel) does not lengthen the ban. Entries whose Expires has
+// passed are skipped.
 type Entry struct {
 	Jail    string
 	Prefix  netip.Prefix
-	Timeout time.Duration
+	Expires time.Time
 }
 
 // Backend applies bans to the kernel.
@@ -130,8 +136,8 @@ type Watcher interface {
 // A FloodReporter is a Backend whose kernel bans sources that went over a
 // jail's connection limit (ConnLimit with Ban) by itself. Floods returns
 // those bans as they stand: for each, the jail, the source as a single
-// address prefix (/32 or /128), and the time it stays banned as Timeout (0
-// if it does not expire). The daemon calls it before it reconciles, to
+// address prefix (/32 or /128), and when the ban ends as Expires (the zero
+// time if it does not expire). The daemon calls it before it reconciles, to
 // record these bans in its store. Floods must be called after Setup; it
 // returns no entries for jails without ConnLimit.Ban.
 //

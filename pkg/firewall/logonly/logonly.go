@@ -75,6 +75,6 @@ func (b *Backend) logEntries(ctx context.Context, msg string, entries []firewall
 		return
 	}
 	for _, e := range entries {
-		b.log.DebugContext(ctx, msg, "jail", e.Jail, "prefix", e.Prefix, "timeout", e.Timeout)
+		b.log.DebugContext(ctx, msg, "jail", e.Jail, "prefix", e.Prefix, "expires", e.Expires)
 	}
 }

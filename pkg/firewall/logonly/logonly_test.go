@@ -17,8 +17,8 @@ func TestBackend(t *testing.T) {
 	b := New(slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	ctx := context.Background()
 	entries := []firewall.Entry{
-		{Jail: "sshd", Prefix: netip.MustParsePrefix("192.0.2.1/32"), Timeout: time.Hour},
-		{Jail: "sshd", Prefix: netip.MustParsePrefix("2001:db8::/64"), Timeout: time.Hour},
+		{Jail: "sshd", Prefix: netip.MustParsePrefix("192.0.2.1/32"), Expires: time.Now().Add(time.Hour)},
+		{Jail: "sshd", Prefix: netip.MustParsePrefix("2001:db8::/64"), Expires: time.Now().Add(time.Hour)},
 		{Jail: "web", Prefix: netip.MustParsePrefix("198.51.100.0/24")},
 		{Jail: "web", Prefix: netip.MustParsePrefix("203.0.113.9/32")},
 	}

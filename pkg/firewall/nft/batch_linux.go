@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"iter"
 	"net/netip"
+	"time"
 
 	"github.com/google/nftables"
 )
@@ -132,12 +133,21 @@ func bare(es []nftables.SetElement) []nftables.SetElement {
 	return out
 }
 
-// addrUnits yields the elements for addresses, one at a time.
-func addrUnits(as []addrExp, now int64) iter.Seq[[]nftables.SetElement] {
+// clock returns the time as Unix nanoseconds.
+type clock func() int64
+
+// wallClock is the clock elements' timeouts are counted on.
+func wallClock() int64 { return time.Now().UnixNano() }
+
+// addrUnits yields the elements for addresses, one at a time. Each
+// element's timeout is counted from its expiry as it is built (that is,
+// just before its batch is sent), so that a long batch does not lengthen
+// the bans at its end.
+func addrUnits(as []addrExp, now clock) iter.Seq[[]nftables.SetElement] {
 	return func(yield func([]nftables.SetElement) bool) {
 		var buf [1]nftables.SetElement // copied by the consumer
 		for _, a := range as {
-			buf[0] = addrElem(a.addr, a.exp, now)
+			buf[0] = addrElem(a.addr, a.exp, now())
 			if !yield(buf[:]) {
 				return
 			}
@@ -145,11 +155,12 @@ func addrUnits(as []addrExp, now int64) iter.Seq[[]nftables.SetElement] {
 	}
 }
 
-// netUnits yields the elements for prefixes, one interval at a time.
-func netUnits(ps map[netip.Prefix]int64, now int64) iter.Seq[[]nftables.SetElement] {
+// netUnits yields the elements for prefixes, one interval at a time,
+// counting timeouts as addrUnits does.
+func netUnits(ps map[netip.Prefix]int64, now clock) iter.Seq[[]nftables.SetElement] {
 	return func(yield func([]nftables.SetElement) bool) {
 		for p, exp := range ps {
-			if !yield(netElems(p, exp, now)) {
+			if !yield(netElems(p, exp, now())) {
 				return
 			}
 		}

@@ -27,11 +27,20 @@ func v6At(i int) netip.Addr {
 	return netip.AddrFrom16(b)
 }
 
+// expiresIn is the end of an entry that lasts d from now: the zero time
+// (no expiry) for 0, the past for a negative d.
+func expiresIn(d time.Duration) time.Time {
+	if d == 0 {
+		return time.Time{}
+	}
+	return time.Now().Add(d)
+}
+
 // v4Entries makes n single-address entries starting at the off-th address.
 func v4Entries(jail string, off, n int, timeout time.Duration) []firewall.Entry {
 	out := make([]firewall.Entry, n)
 	for i := range out {
-		out[i] = firewall.Entry{Jail: jail, Prefix: netip.PrefixFrom(v4At(off+i, 0), 32), Timeout: timeout}
+		out[i] = firewall.Entry{Jail: jail, Prefix: netip.PrefixFrom(v4At(off+i, 0), 32), Expires: expiresIn(timeout)}
 	}
 	return out
 }
@@ -40,7 +49,7 @@ func v4Entries(jail string, off, n int, timeout time.Duration) []firewall.Entry 
 func v6Entries(jail string, off, n int, timeout time.Duration) []firewall.Entry {
 	out := make([]firewall.Entry, n)
 	for i := range out {
-		out[i] = firewall.Entry{Jail: jail, Prefix: netip.PrefixFrom(v6At(off+i), 128), Timeout: timeout}
+		out[i] = firewall.Entry{Jail: jail, Prefix: netip.PrefixFrom(v6At(off+i), 128), Expires: expiresIn(timeout)}
 	}
 	return out
 }
@@ -49,7 +58,7 @@ func v6Entries(jail string, off, n int, timeout time.Duration) []firewall.Entry 
 func net4Entries(jail string, off, n int, timeout time.Duration) []firewall.Entry {
 	out := make([]firewall.Entry, n)
 	for i := range out {
-		out[i] = firewall.Entry{Jail: jail, Prefix: netip.PrefixFrom(v4At(off+i, 8), 24), Timeout: timeout}
+		out[i] = firewall.Entry{Jail: jail, Prefix: netip.PrefixFrom(v4At(off+i, 8), 24), Expires: expiresIn(timeout)}
 	}
 	return out
 }

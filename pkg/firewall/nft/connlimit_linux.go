@@ -247,15 +247,16 @@ func (b *Backend) Floods(ctx context.Context) (_ []firewall.Entry, err error) {
 				b.resetConn()
 				return nil, fmt.Errorf("nft: floods: list set %s: %w", set.Name, err)
 			}
-			out = appendFloods(out, j.Name, elems)
+			out = appendFloods(out, j.Name, elems, time.Now())
 		}
 	}
 	return out, nil
 }
 
 // appendFloods appends the entries for a flood set's elements. Elements
-// with a timeout but no time left are expiring and left out.
-func appendFloods(out []firewall.Entry, jail string, elems []nftables.SetElement) []firewall.Entry {
+// with a timeout but no time left are expiring and left out; the others end
+// their time left after now, the moment they were listed.
+func appendFloods(out []firewall.Entry, jail string, elems []nftables.SetElement, now time.Time) []firewall.Entry {
 	for _, e := range elems {
 		a, ok := netip.AddrFromSlice(e.Key)
 		if !ok || e.IntervalEnd {
@@ -264,7 +265,11 @@ func appendFloods(out []firewall.Entry, jail string, elems []nftables.SetElement
 		if e.Timeout != 0 && e.Expires <= 0 {
 			continue
 		}
-		out = append(out, firewall.Entry{Jail: jail, Prefix: netip.PrefixFrom(a, a.BitLen()), Timeout: e.Expires})
+		var end time.Time
+		if e.Timeout != 0 {
+			end = now.Add(e.Expires)
+		}
+		out = append(out, firewall.Entry{Jail: jail, Prefix: netip.PrefixFrom(a, a.BitLen()), Expires: end})
 	}
 	return out
 }

@@ -101,7 +101,7 @@ func expectDial(t *testing.T, ns *netns, local, remote string, open bool, step s
 }
 
 // floodsOf returns the flood entries of a jail by address, with their
-// timeouts.
+// time left.
 func floodsOf(t *testing.T, b *Backend, jail string) map[string]time.Duration {
 	t.Helper()
 	es, err := b.Floods(testCtx(t))
@@ -114,7 +114,7 @@ func floodsOf(t *testing.T, b *Backend, jail string) map[string]time.Duration {
 			t.Errorf("Floods returned prefix %v, want single addresses", e.Prefix)
 		}
 		if e.Jail == jail {
-			out[e.Prefix.Addr().String()] = e.Timeout
+			out[e.Prefix.Addr().String()] = time.Until(e.Expires)
 		}
 	}
 	return out

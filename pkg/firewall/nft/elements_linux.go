@@ -47,7 +47,7 @@ func (b *Backend) Add(ctx context.Context, entries []firewall.Entry) (err error)
 	for jail, es := range byJail {
 		st := b.state[jail]
 		for f := range 2 {
-			seqs = append(seqs, b.groups(st.sets[addrKinds[f]], opRefresh, addrUnits(es.addrs[f], now.UnixNano())))
+			seqs = append(seqs, b.groups(st.sets[addrKinds[f]], opRefresh, addrUnits(es.addrs[f], wallClock)))
 			for p, exp := range es.nets[f] {
 				st.nets[f].want[p] = exp
 			}
@@ -82,9 +82,9 @@ func (b *Backend) Remove(ctx context.Context, entries []firewall.Entry) (err err
 	for jail, es := range byJail {
 		st := b.state[jail]
 		for f := range 2 {
-			seqs = append(seqs, b.groups(st.sets[addrKinds[f]], opDel, addrUnits(es.addrs[f], now.UnixNano())))
+			seqs = append(seqs, b.groups(st.sets[addrKinds[f]], opDel, addrUnits(es.addrs[f], wallClock)))
 			if flood := st.conn[floodKinds[f]]; flood != nil {
-				seqs = append(seqs, b.groups(flood, opDel, addrUnits(es.addrs[f], now.UnixNano())))
+				seqs = append(seqs, b.groups(flood, opDel, addrUnits(es.addrs[f], wallClock)))
 			}
 			for p := range es.nets[f] {
 				delete(st.nets[f].want, p)
@@ -140,9 +140,9 @@ func (b *Backend) netGroups(st *jailState, f int, d netDiff, now int64) iter.Seq
 		del[p] = never
 	}
 	gs := slices.Collect(concat(
-		b.groups(set, opDel, netUnits(del, now)),
-		b.groups(set, opRefresh, netUnits(d.refresh, now)),
-		b.groups(set, opAdd, netUnits(d.add, now)),
+		b.groups(set, opDel, netUnits(del, wallClock)),
+		b.groups(set, opRefresh, netUnits(d.refresh, wallClock)),
+		b.groups(set, opAdd, netUnits(d.add, wallClock)),
 	))
 	var merged elemGroup
 	for _, g := range gs {

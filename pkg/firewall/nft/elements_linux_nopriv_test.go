@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/banwatch/banwatch/pkg/firewall"
 	"github.com/google/nftables"
@@ -20,9 +21,9 @@ func TestGroups(t *testing.T) {
 		units iter.Seq[[]nftables.SetElement]
 		n     int
 	}{
-		{"ipv4", addrUnits(v4Addrs(10000, false), 0), 10000},
-		{"ipv6", addrUnits(v4Addrs(10000, true), 0), 10000},
-		{"intervals", netUnits(nets(5000), 0), 10000},
+		{"ipv4", addrUnits(v4Addrs(10000, false), zeroClock), 10000},
+		{"ipv6", addrUnits(v4Addrs(10000, true), zeroClock), 10000},
+		{"intervals", netUnits(nets(5000), zeroClock), 10000},
 	} {
 		for _, op := range []elemOp{opAdd, opRefresh, opDel} {
 			t.Run(fmt.Sprintf("%s/op%d", tc.name, op), func(t *testing.T) {
@@ -50,6 +51,36 @@ func TestGroups(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// zeroClock is a clock stopped at the epoch.
+func zeroClock() int64 { return 0 }
+
+// TestTimeoutsCountedAsBuilt checks that each element's timeout is its
+// expiry less the time it is built at, not at the start of the call: an
+// element sent a second later gets a second less, so that the kernel's ban
+// ends when the store's does however long the batch took.
+func TestTimeoutsCountedAsBuilt(t *testing.T) {
+	const exp = int64(time.Hour)
+	var at int64
+	tick := func() int64 { at += int64(time.Second); return at }
+	as := []addrExp{{netip.MustParseAddr("192.0.2.1"), exp}, {netip.MustParseAddr("192.0.2.2"), exp}, {netip.MustParseAddr("192.0.2.3"), never}}
+	var got []time.Duration
+	for u := range addrUnits(as, tick) {
+		got = append(got, u[0].Timeout)
+	}
+	if want := []time.Duration{time.Hour - time.Second, time.Hour - 2*time.Second, 0}; !slices.Equal(got, want) {
+		t.Errorf("address timeouts %v, want %v", got, want)
+	}
+	at = 0
+	got = got[:0]
+	for u := range netUnits(map[netip.Prefix]int64{netip.MustParsePrefix("198.51.100.0/24"): exp, netip.MustParsePrefix("203.0.113.0/24"): exp}, tick) {
+		got = append(got, u[0].Timeout)
+	}
+	slices.Sort(got)
+	if want := []time.Duration{time.Hour - 2*time.Second, time.Hour - time.Second}; !slices.Equal(got, want) {
+		t.Errorf("prefix timeouts %v, want %v", got, want)
 	}
 }
 

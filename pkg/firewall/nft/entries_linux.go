@@ -53,8 +53,8 @@ type collectOpts struct {
 	ignoreTimeout bool                       // Remove: timeouts do not matter
 }
 
-// collect sorts entries by jail and kind. Entries with a negative timeout
-// have expired and are skipped, as are, with skipUnknown, entries of jails
+// collect sorts entries by jail and kind. Entries whose Expires has passed
+// at now are skipped, as are, with skipUnknown, entries of jails
 // not given to Setup (else they are an error). It returns the number of
 // entries skipped.
 func (b *Backend) collect(entries []firewall.Entry, now time.Time, o collectOpts) (map[string]*entrySet, int, error) {
@@ -74,7 +74,7 @@ func (b *Backend) collect(entries []firewall.Entry, now time.Time, o collectOpts
 		}
 		exp, ok := never, true
 		if !o.ignoreTimeout {
-			exp, ok = expiryOf(now, e.Timeout)
+			exp, ok = expiryOf(now, e.Expires)
 		}
 		if !ok {
 			skipped++

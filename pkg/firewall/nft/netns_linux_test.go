@@ -238,7 +238,7 @@ func mustPrefix(s string) netip.Prefix {
 func entries(jail string, timeout time.Duration, prefixes ...string) []firewall.Entry {
 	out := make([]firewall.Entry, len(prefixes))
 	for i, p := range prefixes {
-		out[i] = firewall.Entry{Jail: jail, Prefix: mustPrefix(p), Timeout: timeout}
+		out[i] = firewall.Entry{Jail: jail, Prefix: mustPrefix(p), Expires: expiresIn(timeout)}
 	}
 	return out
 }

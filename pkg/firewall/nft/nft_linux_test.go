@@ -248,7 +248,11 @@ func expectExact(t *testing.T, ns *netns, b *Backend, want []firewall.Entry) {
 		if e.Prefix.IsSingleIP() {
 			key = e.Prefix.Addr().String()
 		}
-		byJail[e.Jail][kindOf(e.Prefix)][key] = e.Timeout
+		var left time.Duration
+		if !e.Expires.IsZero() {
+			left = time.Until(e.Expires).Round(time.Second)
+		}
+		byJail[e.Jail][kindOf(e.Prefix)][key] = left
 	}
 	for jail, sets := range byJail {
 		for k, m := range sets {

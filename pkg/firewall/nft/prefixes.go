@@ -25,16 +25,16 @@ func later(a, b int64) bool {
 // expired reports whether exp has passed at now.
 func expired(exp, now int64) bool { return exp != never && exp <= now }
 
-// expiryOf turns a timeout into an expiry; ok is false for a negative
-// timeout (an entry that has already expired).
-func expiryOf(now time.Time, timeout time.Duration) (exp int64, ok bool) {
+// expiryOf turns an entry's end into an expiry (the zero time: never); ok
+// is false for an end that has passed at now.
+func expiryOf(now, expires time.Time) (exp int64, ok bool) {
 	switch {
-	case timeout < 0:
-		return 0, false
-	case timeout == 0:
+	case expires.IsZero():
 		return never, true
+	case !expires.After(now):
+		return 0, false
 	}
-	return now.Add(timeout).UnixNano(), true
+	return expires.UnixNano(), true
 }
 
 // timeoutAt is the kernel element timeout for an expiry, rounded up to whole

@@ -108,7 +108,7 @@ func (b *Backend) fill(ctx context.Context, states map[string]*jailState, byJail
 		st := states[jail]
 		for f := range 2 {
 			seqs = append(seqs,
-				b.groups(st.sets[addrKinds[f]], opAdd, addrUnits(es.addrs[f], now.UnixNano())),
+				b.groups(st.sets[addrKinds[f]], opAdd, addrUnits(es.addrs[f], wallClock)),
 				b.fillNets(st, f, es.nets[f], now.UnixNano()))
 		}
 	}
@@ -123,7 +123,7 @@ func (b *Backend) fillNets(st *jailState, f int, want map[netip.Prefix]int64, no
 	ns.want = maps.Clone(want)
 	d := ns.plan(now)
 	ns.have = d.next
-	return b.groups(st.sets[netKinds[f]], opAdd, netUnits(d.next, now))
+	return b.groups(st.sets[netKinds[f]], opAdd, netUnits(d.next, wallClock))
 }
 
 // swap points the rules at the fresh sets and deletes all other sets in one
