@@ -9,9 +9,9 @@
 #                namespace, allocations of the hot paths; one table
 #   make bench-go the Go benchmarks of the matching engine on one core
 #   make fuzz    long fuzz runs (FUZZTIME each, default 5m)
-#   make soak    the long reliability run (root, about 20 minutes): 50 SIGKILL
-#                cycles, a 10-minute soak, every fault test; writes
-#                docs/reliability.md
+#   make soak    the long reliability run (root, about 65 minutes): every fuzz
+#                target for FUZZTIME, then 50 SIGKILL cycles, a 10-minute
+#                soak, every fault test; writes docs/reliability.md
 #   make install binaries, /etc/banwatch, the systemd unit, man pages
 #                (PREFIX=/usr/local, DESTDIR for staging)
 #   make man     the manual pages and completions from their sources
@@ -149,10 +149,12 @@ fuzz:
 		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 1m $$pkg; \
 	done
 
-# The reliability tests at full length; their results and figures go to
+# The reliability tests at full length, after the long fuzz runs (which do
+# not need the machine to themselves); their results and figures go to
 # docs/reliability.md (bench/reliability), written even when one fails.
-# The tests' go test -json output stays in SOAK_LOG: `go run
-# ./bench/reliability -in SOAK_LOG` writes the document again from it.
+# The go test -json output stays in SOAK_LOG and FUZZ_LOG: `go run
+# ./bench/reliability -in SOAK_LOG -fuzz FUZZ_LOG` writes the document
+# again from them. FUZZTIME=1s makes a quick trial run.
 CHAOS_CYCLES  ?= 50
 SOAK_DURATION ?= 10m
 SOAK_TESTS = TestChaosKill|TestSoak|TestStateFilesystem|TestFault|TestRepairsFlushedRuleset|TestReloadRefusesBrokenConfig
@@ -162,13 +164,21 @@ soak-short:
 	$(GO) test -count=1 -run '^TestSoak$$' -v ./cmd/banwatchd -args -soak-duration 1m
 
 SOAK_LOG ?= /tmp/banwatch-soak.json
+FUZZ_LOG ?= /tmp/banwatch-fuzz.json
 soak: deps
 	@log=$(SOAK_LOG); : >$$log; status=0; \
+	fuzzlog=$(FUZZ_LOG); : >$$fuzzlog; \
+	for t in $(FUZZ_TARGETS); do \
+		name=$${t%%:*}; rest=$${t#*:}; pkg=$${rest%%:*}; \
+		echo "fuzzing $$name ($$pkg) for $(FUZZTIME)"; \
+		$(GO) test -json -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 1m $$pkg >>$$fuzzlog || status=1; \
+	done; \
 	$(GO) test -count=1 -json -timeout 60m -run '$(SOAK_TESTS)' ./cmd/banwatchd \
 		-args -chaos-cycles $(CHAOS_CYCLES) -soak-duration $(SOAK_DURATION) >>$$log || status=1; \
 	$(GO) test -count=1 -json -run 'TestInjection|FuzzInjection|FuzzShippedFilters' . >>$$log || status=1; \
 	$(GO) test -count=1 -json ./pkg/control >>$$log || status=1; \
-	$(GO) run ./bench/reliability -in $$log -o docs/reliability.md -command "make soak" || status=1; \
+	$(GO) run ./bench/reliability -in $$log -fuzz $$fuzzlog -fuzztime $(FUZZTIME) -fuzz-targets '$(FUZZ_TARGETS)' \
+		-o docs/reliability.md -command "make soak" || status=1; \
 	exit $$status
 
 bench: deps

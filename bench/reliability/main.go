@@ -6,8 +6,13 @@
 //	go test -json -run 'TestChaosKill|...' ./cmd/banwatchd -args -chaos-cycles 50 > soak.json
 //	go run ./bench/reliability -in soak.json -o docs/reliability.md -command "make soak"
 //
-// It exits 1 when a listed test failed or did not run (the document is
-// written anyway, saying so).
+// With -fuzz, it adds a table of the long fuzz runs from their own go test
+// -json output (`go test -json -run '^$' -fuzz ^FuzzX$ -fuzztime 5m PKG`,
+// one after another, appended to one file): each target's result, time,
+// executions and corpus.
+//
+// It exits 1 when a listed test or fuzz run failed or did not run (the
+// document is written anyway, saying so).
 package main
 
 import (
@@ -21,6 +26,7 @@ import (
 	"regexp"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -92,6 +98,9 @@ func main() {
 	in := flag.String("in", "", "go test -json output (default: stdin)")
 	out := flag.String("o", "docs/reliability.md", "the document to write")
 	command := flag.String("command", "make soak", "the command to name in the document")
+	fuzzIn := flag.String("fuzz", "", "go test -json output of the long fuzz runs (none: the table says they did not run)")
+	fuzzTime := flag.String("fuzztime", "5m", "how long each target was fuzzed, for the document")
+	targets := flag.String("fuzz-targets", "", "the fuzz targets expected, space-separated Name:package[:...] as in the Makefile's FUZZ_TARGETS")
 	flag.Parse()
 	r := io.Reader(os.Stdin)
 	if *in != "" {
@@ -109,6 +118,23 @@ func main() {
 		os.Exit(2)
 	}
 	doc, ok := render(results, *command)
+	var fuzz map[string]*fuzzRun
+	if *fuzzIn != "" {
+		f, err := os.Open(*fuzzIn)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "reliability:", err)
+			os.Exit(2)
+		}
+		fuzz, err = readFuzz(f)
+		f.Close()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "reliability:", err)
+			os.Exit(2)
+		}
+	}
+	fdoc, fok := renderFuzz(fuzz, parseTargets(*targets), *fuzzTime)
+	doc += fdoc
+	ok = ok && fok
 	if err := os.WriteFile(*out, []byte(doc), 0o644); err != nil {
 		fmt.Fprintln(os.Stderr, "reliability:", err)
 		os.Exit(2)
@@ -163,7 +189,7 @@ func render(results map[string]*result, command string) (string, bool) {
 	fmt.Fprintf(&b, "Written by `%s` (bench/reliability) on %s at commit %s, %d CPUs, %s.\n",
 		command, time.Now().UTC().Format("2006-01-02 15:04 UTC"), strings.TrimSpace(string(commit)), runtime.NumCPU(), runtime.Version())
 	b.WriteString("Every fault below is an automated test; `make check` (CI) runs the same tests shorter: 5 SIGKILL cycles instead of 50, ")
-	b.WriteString("a one-minute soak instead of ten, the fuzz targets' seed corpora and short runs instead of `make fuzz`'s five minutes each.\n\n")
+	b.WriteString("a one-minute soak instead of ten, the fuzz targets' seed corpora and short runs instead of the long runs below.\n\n")
 	b.WriteString("| fault | what must hold | test | result | figures |\n| --- | --- | --- | --- | --- |\n")
 	for _, f := range faults {
 		for i, name := range f.tests {
@@ -255,4 +281,153 @@ const maxListed = 12
 func cell(s string) string {
 	s = strings.ReplaceAll(s, "|", `\|`)
 	return strings.ReplaceAll(s, "\n", " ")
+}
+
+// fuzzRun is one long fuzz run of a target.
+type fuzzRun struct {
+	pkg, action string
+	elapsed     float64
+	progress    string   // the last "fuzz: elapsed: 5m0s, execs: ..." line
+	baseline    string   // the last "gathering baseline coverage" progress
+	failure     []string // a failure's own lines (the panic or t.Error, the input written)
+}
+
+// fuzzProgress is the fuzzing engine's progress line.
+var fuzzProgress = regexp.MustCompile(`^fuzz: elapsed: (\S+), execs: (\d+) \((\d+)/sec\), new interesting: (\d+) \(total: (\d+)\)`)
+
+// readFuzz collects each fuzz target's run from go test -json output of
+// -fuzz runs. A target run twice keeps its last run.
+func readFuzz(r io.Reader) (map[string]*fuzzRun, error) {
+	runs := map[string]*fuzzRun{}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 64<<20)
+	for sc.Scan() {
+		var e event
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil || !strings.HasPrefix(e.Test, "Fuzz") || strings.Contains(e.Test, "/") {
+			continue
+		}
+		switch e.Action {
+		case "run":
+			runs[e.Test] = &fuzzRun{pkg: e.Package}
+		case "pass", "fail", "skip":
+			if fr := runs[e.Test]; fr != nil {
+				fr.action, fr.elapsed = e.Action, e.Elapsed
+			}
+		case "output":
+			fr := runs[e.Test]
+			if fr == nil {
+				continue
+			}
+			line := strings.TrimSpace(e.Output)
+			switch {
+			case fuzzProgress.MatchString(line):
+				fr.progress = line
+			case strings.HasPrefix(line, "fuzz: elapsed:") && strings.Contains(line, "gathering baseline coverage: "):
+				_, fr.baseline, _ = strings.Cut(line, "gathering ")
+			case line == "" || strings.HasPrefix(line, "=== ") || strings.HasPrefix(line, "--- ") || strings.HasPrefix(line, "fuzz: elapsed:"):
+			default:
+				if len(fr.failure) < 8 {
+					fr.failure = append(fr.failure, line)
+				}
+			}
+		}
+	}
+	return runs, sc.Err()
+}
+
+// target is a fuzz target expected to have run.
+type target struct{ name, pkg string }
+
+// parseTargets reads FUZZ_TARGETS: "FuzzX:./pkg/x:500000 FuzzY:.:1000".
+func parseTargets(s string) []target {
+	var out []target
+	for _, f := range strings.Fields(s) {
+		parts := strings.Split(f, ":")
+		t := target{name: parts[0]}
+		if len(parts) > 1 {
+			t.pkg = parts[1]
+		}
+		out = append(out, t)
+	}
+	return out
+}
+
+// renderFuzz is the fuzzing section: one row a target, the expected ones
+// first (in order, "did not run" when absent), then any other run found.
+// ok is false when a run failed or an expected target did not run.
+func renderFuzz(runs map[string]*fuzzRun, expected []target, fuzzTime string) (string, bool) {
+	var b strings.Builder
+	ok := true
+	b.WriteString("\n## Fuzzing\n\n")
+	fmt.Fprintf(&b, "Each target fuzzed on its own with `go test -fuzz -fuzztime %s` (`FUZZTIME`), before the tests above; ", fuzzTime)
+	b.WriteString("the time includes reading the corpus kept in Go's cache from earlier runs. ")
+	b.WriteString("CI runs every target's seed corpus (`testdata/fuzz`) and a short run (`make fuzz-smoke`).\n\n")
+	b.WriteString("| target | package | result | executions | corpus |\n| --- | --- | --- | --- | --- |\n")
+	seen := map[string]bool{}
+	row := func(name, pkg string) {
+		seen[name] = true
+		fr := runs[name]
+		if fr == nil || fr.action == "" {
+			ok = false
+			fmt.Fprintf(&b, "| `%s` | %s | did not run |  |  |\n", name, pkg)
+			return
+		}
+		if fr.action == "fail" {
+			ok = false
+		}
+		status := fmt.Sprintf("%s (%.0f s)", fr.action, fr.elapsed)
+		execs, corpus := "", ""
+		if m := fuzzProgress.FindStringSubmatch(fr.progress); m != nil {
+			// The engine's own rate is of its last interval; the mean is
+			// over the whole run.
+			execs = fmt.Sprintf("%s in %s", group(m[2]), m[1])
+			if d, err := time.ParseDuration(m[1]); err == nil && d >= time.Second {
+				n, _ := strconv.ParseFloat(m[2], 64)
+				execs += fmt.Sprintf(" (%s/s)", group(strconv.Itoa(int(n/d.Seconds()))))
+			}
+			corpus = fmt.Sprintf("%s entries, %s new", group(m[5]), group(m[4]))
+		} else if fr.baseline != "" {
+			execs = "none: still " + fr.baseline
+		}
+		if fr.action == "fail" {
+			status += ": " + strings.Join(fr.failure, "; ")
+		}
+		fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s |\n", name, pkgName(fr.pkg), cell(status), execs, corpus)
+	}
+	for _, t := range expected {
+		row(t.name, t.pkg)
+	}
+	var others []string
+	for name := range runs {
+		if !seen[name] {
+			others = append(others, name)
+		}
+	}
+	sort.Strings(others)
+	for _, name := range others {
+		row(name, "")
+	}
+	if len(expected) == 0 && len(runs) == 0 {
+		b.WriteString("| (no fuzz run given) |  | did not run |  |  |\n")
+	}
+	return b.String(), ok
+}
+
+// module is left off package paths in the fuzzing table.
+const module = "github.com/banwatch/banwatch"
+
+// pkgName is a package's path in the repository ("." for the root).
+func pkgName(pkg string) string {
+	if pkg == module {
+		return "."
+	}
+	return strings.TrimPrefix(pkg, module+"/")
+}
+
+// group writes a decimal number with thousands separators.
+func group(n string) string {
+	for i := len(n) - 3; i > 0; i -= 3 {
+		n = n[:i] + "," + n[i:]
+	}
+	return n
 }

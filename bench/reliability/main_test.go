@@ -44,3 +44,32 @@ func TestRender(t *testing.T) {
 		t.Error("the daemon's own log lines are in the document")
 	}
 }
+
+func TestRenderFuzz(t *testing.T) {
+	f, err := os.Open("testdata/fuzz.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	runs, err := readFuzz(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, ok := renderFuzz(runs, parseTargets("FuzzLoad:./pkg/config:3000 FuzzMatch:./pkg/filter:150000 FuzzServer:./pkg/control:100000"), "5m")
+	if ok {
+		t.Error("a failed run and a target that did not run: want not ok")
+	}
+	for _, want := range []string{
+		"| `FuzzLoad` | pkg/config | pass (8 s) | 250 in 8s (31/s) | 246 entries, 0 new |",
+		// A failure shows what the target reported and where the input went.
+		"| `FuzzMatch` | pkg/filter | fail (4 s): fuzz_test.go:61: matched 198.51.100.9 from the user field; Failing input written to testdata/fuzz/FuzzMatch/0123abcd",
+		"| 41,200 in 3s (13,733/s) | 120 entries, 2 new |",
+		"| `FuzzInjection` | . | pass (3 s) | none: still baseline coverage: 300/509 completed |",
+		"| `FuzzServer` | ./pkg/control | did not run |",
+		"`go test -fuzz -fuzztime 5m`",
+	} {
+		if !strings.Contains(doc, want) {
+			t.Errorf("the fuzzing section lacks %q:\n%s", want, doc)
+		}
+	}
+}
