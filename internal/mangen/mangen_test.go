@@ -166,7 +166,8 @@ func TestPagesAreComplete(t *testing.T) {
 }
 
 // banwatch.toml(5) names every key the configuration takes: those of
-// [daemon] and of jails, as pkg/config's unknown-key errors list them.
+// [daemon], [notify], [cluster] and of jails, as pkg/config's unknown-key
+// errors list them.
 func TestConfigPageIsComplete(t *testing.T) {
 	page := string(read(t, "pkg/config/banwatch.toml.5.md"))
 	load := string(read(t, "pkg/config/load.go"))
@@ -196,6 +197,12 @@ func TestConfigPageIsComplete(t *testing.T) {
 		keys = append(keys, strings.Fields(strings.NewReplacer(",", " ", "(", " ", ")", " ").Replace(m[1]))...)
 	} else {
 		t.Fatal("no notifyKeyList in notify.go")
+	}
+	cluster := string(read(t, "pkg/config/cluster.go"))
+	if m := regexp.MustCompile(`const clusterKeyList = "([^"]+)"`).FindStringSubmatch(cluster); m != nil {
+		keys = append(keys, strings.Fields(strings.ReplaceAll(m[1], ",", " "))...)
+	} else {
+		t.Fatal("no clusterKeyList in cluster.go")
 	}
 	for _, k := range keys {
 		if !strings.Contains(page, "`"+k+"`") && !strings.Contains(page, "."+k+"]") {

@@ -14,6 +14,8 @@ func FuzzLoad(f *testing.F) {
 	f.Add("[daemon]\nstate_dir = \"/srv/bw\"\nfirewall = \"log\"\n", "[postfix]\nenabled = true\nlogs = [\"/var/log/mail.log\"]\n")
 	f.Add("[daemon]\nmetrics = \"127.0.0.1:9631\"\njournal_directory = \"/var/log/journal\"\n", "[postfix]\nlogs = []\njournal = [\"_SYSTEMD_UNIT=postfix@-.service\", \"+\", \"SYSLOG_IDENTIFIER=x\"]\n")
 	f.Add("[[notify.webhook]]\nurl = \"https://chat.example.org/hooks/x\"\nevents = [\"ban\"]\nheaders = { Authorization = \"Bearer x\" }\n", "")
+	f.Add("[cluster]\npostgres = \"postgres://bw:pw@db:5432,db2/banwatch?sslmode=verify-full\"\nnode = \"mx1\"\nbatch = \"1s\"\ncert_file = \"/c.pem\"\n", "")
+	f.Add("[cluster]\npostgres = \"host=/run/postgresql password='a \\\\' b' port=1,2\"\nshare_strikes = true\n", "")
 	f.Add("", "[custom]\nfilter = \"postfix\"\nlogs = [\"/x/s*.log\"]\nmax_strikes = 0\n[custom.subnet]\nv4 = 33\n")
 	f.Add("[daemon\n", "[postfix]\nweights = { bad_helo = -1 }\n[postfix.instant]\nevents = [\"nope\"]\n")
 	f.Fuzz(func(t *testing.T, daemon, jails string) {

@@ -81,6 +81,9 @@ type Daemon struct {
 	MemoryLimit int64
 	// Notify is banwatch.toml's [notify] table: the webhooks told of bans.
 	Notify Notify
+	// Cluster is banwatch.toml's [cluster] table: the PostgreSQL database
+	// the ban list is shared through; off unless set.
+	Cluster Cluster
 }
 
 // Enabled is a jail's enabled key: on, off, or on when one of its logs
@@ -269,7 +272,8 @@ type daemonFile struct {
 		JournalD *string  `toml:"journal_directory"`
 		MemLimit *string  `toml:"memory_limit"`
 	} `toml:"daemon"`
-	Notify notifyKeys `toml:"notify"`
+	Notify  notifyKeys  `toml:"notify"`
+	Cluster clusterKeys `toml:"cluster"`
 }
 
 var tableName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]{0,63}$`)
@@ -301,8 +305,10 @@ func loadDaemon(file string, knownJail func(string) bool) (Daemon, error) {
 		switch {
 		case k[0] == "notify":
 			bad("unknown key (known in [notify]: "+notifyKeyList+")", k...)
+		case k[0] == "cluster":
+			bad("unknown key (known in [cluster]: "+clusterKeyList+")", k...)
 		case k[0] != "daemon":
-			bad("unknown table (banwatch.toml holds [daemon] and [notify])", k[0])
+			bad("unknown table (banwatch.toml holds [daemon], [notify] and [cluster])", k[0])
 		default:
 			bad("unknown key (known in [daemon]: state_dir, socket, socket_group, firewall, nft_table, ignore, history, metrics, journal_directory, memory_limit)", k...)
 		}
@@ -379,6 +385,9 @@ func loadDaemon(file string, knownJail func(string) bool) (Daemon, error) {
 	n, nerrs := parseNotify(file, data, &f.Notify, knownJail)
 	d.Notify = n
 	errs = append(errs, nerrs...)
+	c, cerrs := parseCluster(file, data, &f.Cluster)
+	d.Cluster = c
+	errs = append(errs, cerrs...)
 	return d, errors.Join(errs...)
 }
 
