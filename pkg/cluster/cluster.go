@@ -1,0 +1,438 @@
+// Package cluster shares bans between banwatchd nodes through PostgreSQL.
+//
+// Every node keeps its own SQLite store and nftables table. What a node
+// decides (a ban, an admin's unban, with share_strikes its strikes) it also
+// appends to one table in PostgreSQL, banwatch_changes, as a Change; every
+// node reads the others' changes in the order they were committed and
+// applies them locally. A NOTIFY on the channel "banwatch" after each
+// append wakes the readers at once; they also poll, so a lost notification
+// only delays a change.
+//
+// Order: appends take a transaction-level advisory lock, so that changes
+// are numbered (Seq) in the order they commit, and a reader that has seen
+// Seq n has seen every change before it. A node remembers the last Seq it
+// applied and asks for the changes after it.
+//
+// Duplicates: a node numbers its own changes (Source, NodeSeq); appending
+// a change already stored does nothing, so a node that sends a batch again
+// after an error (or a crash before it learnt that the batch was stored)
+// never stores it twice.
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Kind is what a change does.
+type Kind string
+
+// The kinds of change.
+const (
+	KindBan    Kind = "ban"    // a ban made on Node
+	KindUnban  Kind = "unban"  // an admin lifted the bans of Prefix in Jail on Node
+	KindStrike Kind = "strike" // an event counted against Prefix's address in Jail (share_strikes)
+)
+
+// Channel is the NOTIFY channel appends signal on; the payload is the
+// appending node's name.
+const Channel = "banwatch"
+
+// Change is one entry of the cluster's log.
+type Change struct {
+	Seq     int64  // the cluster's number, in commit order; 0 before it is stored
+	Node    string // the node that made it
+	Source  string // the node's store (a new store numbers from 1 again)
+	NodeSeq int64  // the node's number for it, unique per Source
+
+	Kind   Kind
+	Jail   string
+	Prefix netip.Prefix // a single address is a /32 or /128
+	// At is a ban's start, an unban's time, or a strike's time.
+	At time.Time
+
+	// A ban's fields.
+	End        time.Time
+	Origin     string
+	Reason     string
+	Strikes    int
+	FirstEvent time.Time
+	LastEvent  time.Time
+	Evidence   []string
+
+	By string // an unban: who lifted it
+
+	// A strike's fields.
+	Event  string
+	Weight int
+}
+
+// Options configure a Client.
+type Options struct {
+	// DSN is the connection string: a URL or keyword/value pairs.
+	DSN string
+	// Node is this node's name; Since leaves its own changes out.
+	Node string
+	// PasswordFile, when set, holds the password (its first line).
+	PasswordFile string
+	// CAFile, CertFile and KeyFile set TLS: the server's CA, and a client
+	// certificate with its key. They override sslrootcert, sslcert and
+	// sslkey in DSN.
+	CAFile, CertFile, KeyFile string
+	// Log receives the client's messages; nil discards them.
+	Log *slog.Logger
+}
+
+// Client talks to the cluster's PostgreSQL. Its methods are safe for
+// concurrent use.
+type Client struct {
+	pool *pgxpool.Pool
+	node string
+	log  *slog.Logger
+}
+
+// Connect parses o, connects and brings the schema up to date (the first
+// node to connect applies the migrations; the others wait for it). The
+// pool connects lazily after that: a Client outlives PostgreSQL's outages.
+func Connect(ctx context.Context, o Options) (*Client, error) {
+	cfg, err := poolConfig(o)
+	if err != nil {
+		return nil, err
+	}
+	log := o.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	c := &Client{pool: pool, node: o.Node, log: log}
+	if err := c.migrate(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// poolConfig builds the pool's configuration from o.
+func poolConfig(o Options) (*pgxpool.Config, error) {
+	if o.Node == "" {
+		return nil, errors.New("cluster: no node name")
+	}
+	dsn, err := withTLS(o.DSN, o.CAFile, o.CertFile, o.KeyFile)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: postgres: %w", redact(err, o.DSN))
+	}
+	if o.PasswordFile != "" {
+		b, err := os.ReadFile(o.PasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("cluster: password_file: %w", err)
+		}
+		pw, _, _ := strings.Cut(string(b), "\n")
+		cfg.ConnConfig.Password = strings.TrimRight(pw, "\r")
+	}
+	cfg.MaxConns = 4
+	cfg.ConnConfig.ConnectTimeout = 5 * time.Second
+	if cfg.ConnConfig.RuntimeParams == nil {
+		cfg.ConnConfig.RuntimeParams = map[string]string{}
+	}
+	cfg.ConnConfig.RuntimeParams["application_name"] = "banwatchd " + o.Node
+	return cfg, nil
+}
+
+// withTLS adds the TLS files to a connection string.
+func withTLS(dsn, ca, cert, key string) (string, error) {
+	params := [][2]string{{"sslrootcert", ca}, {"sslcert", cert}, {"sslkey", key}}
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		u, err := url.Parse(dsn)
+		if err != nil {
+			return "", errors.New("cluster: postgres: not a valid URL")
+		}
+		q := u.Query()
+		for _, p := range params {
+			if p[1] != "" {
+				q.Set(p[0], p[1])
+			}
+		}
+		u.RawQuery = q.Encode()
+		return u.String(), nil
+	}
+	for _, p := range params {
+		if p[1] != "" {
+			dsn += " " + p[0] + "='" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(p[1]) + "'"
+		}
+	}
+	return dsn, nil
+}
+
+// redact replaces the password of dsn in err's text.
+func redact(err error, dsn string) error {
+	msg := err.Error()
+	if u, perr := url.Parse(dsn); perr == nil && u.User != nil {
+		if pw, ok := u.User.Password(); ok && pw != "" {
+			msg = strings.ReplaceAll(msg, pw, "***")
+		}
+	}
+	if i := strings.Index(dsn, "password="); i >= 0 {
+		pw := dsn[i+len("password="):]
+		if j := strings.IndexByte(pw, ' '); j >= 0 {
+			pw = pw[:j]
+		}
+		if pw = strings.Trim(pw, "'"); pw != "" {
+			msg = strings.ReplaceAll(msg, pw, "***")
+		}
+	}
+	return errors.New(msg)
+}
+
+// Close closes the pool.
+func (c *Client) Close() { c.pool.Close() }
+
+// Node is this node's name.
+func (c *Client) Node() string { return c.node }
+
+// Ping checks that PostgreSQL answers.
+func (c *Client) Ping(ctx context.Context) error {
+	if err := c.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
+	return nil
+}
+
+// Lock keys of pg_advisory_lock: one for migrations, one that orders
+// appends.
+const (
+	lockMigrate = 0x62616e7761746368 // "banwatch"
+	lockAppend  = lockMigrate + 1
+)
+
+// changeCols are the columns Since and Active read, in scanChange's order.
+const changeCols = `seq, node, source, node_seq, kind, jail, prefix, at, end_at, origin, reason, strikes,
+	first_at, last_at, evidence, by_whom, event, weight`
+
+// Append stores changes (this node's, in order) in one transaction and
+// notifies the other nodes. Changes already stored (by Source and NodeSeq)
+// are skipped. It returns how many were new.
+func (c *Client) Append(ctx context.Context, changes []Change) (int, error) {
+	if len(changes) == 0 {
+		return 0, nil
+	}
+	tx, err := c.pool.BeginTx(ctx, pgx.TxOptions{})
+	if err != nil {
+		return 0, fmt.Errorf("cluster: append: %w", err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(lockAppend)); err != nil {
+		return 0, fmt.Errorf("cluster: append: %w", err)
+	}
+	b := &pgx.Batch{}
+	for i := range changes {
+		ch := &changes[i]
+		var evidence []byte
+		if ch.Kind == KindBan {
+			ev := ch.Evidence
+			if ev == nil {
+				ev = []string{}
+			}
+			if evidence, err = json.Marshal(ev); err != nil {
+				return 0, fmt.Errorf("cluster: append: %w", err)
+			}
+		}
+		b.Queue(`INSERT INTO banwatch_changes (node, source, node_seq, kind, jail, prefix, at, end_at, origin, reason,
+	strikes, first_at, last_at, evidence, by_whom, event, weight)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+ON CONFLICT (node, source, node_seq) DO NOTHING`,
+			c.node, ch.Source, ch.NodeSeq, string(ch.Kind), ch.Jail, ch.Prefix.Masked(), ch.At.UTC(), nullTime(ch.End),
+			ch.Origin, ch.Reason, ch.Strikes, nullTime(ch.FirstEvent), nullTime(ch.LastEvent), evidence,
+			ch.By, ch.Event, ch.Weight)
+	}
+	b.Queue(`SELECT pg_notify($1, $2)`, Channel, c.node)
+	res := tx.SendBatch(ctx, b)
+	added := 0
+	for i := range changes {
+		tag, err := res.Exec()
+		if err != nil {
+			res.Close()
+			return 0, fmt.Errorf("cluster: append: change %d (%s %v in %s): %w", i, changes[i].Kind, changes[i].Prefix, changes[i].Jail, err)
+		}
+		added += int(tag.RowsAffected())
+	}
+	if _, err := res.Exec(); err != nil {
+		res.Close()
+		return 0, fmt.Errorf("cluster: append: notify: %w", err)
+	}
+	if err := res.Close(); err != nil {
+		return 0, fmt.Errorf("cluster: append: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, fmt.Errorf("cluster: append: commit: %w", err)
+	}
+	return added, nil
+}
+
+// nullTime is nil for the zero time, else t in UTC.
+func nullTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UTC()
+}
+
+// Since returns the other nodes' changes after seq, in order, at most
+// limit; strikes only if strikes is true.
+func (c *Client) Since(ctx context.Context, seq int64, limit int, strikes bool) ([]Change, error) {
+	kinds := []string{string(KindBan), string(KindUnban)}
+	if strikes {
+		kinds = append(kinds, string(KindStrike))
+	}
+	rows, err := c.pool.Query(ctx, `SELECT `+changeCols+` FROM banwatch_changes
+WHERE seq > $1 AND node <> $2 AND kind = ANY($3) ORDER BY seq LIMIT $4`, seq, c.node, kinds, limit)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: since: %w", err)
+	}
+	out, err := scanChanges(rows)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: since: %w", err)
+	}
+	return out, nil
+}
+
+// Last returns the number of the last change stored (0 if none).
+func (c *Client) Last(ctx context.Context) (int64, error) {
+	var seq int64
+	if err := c.pool.QueryRow(ctx, `SELECT coalesce(max(seq), 0) FROM banwatch_changes`).Scan(&seq); err != nil {
+		return 0, fmt.Errorf("cluster: last: %w", err)
+	}
+	return seq, nil
+}
+
+// Active returns the other nodes' bans that are in force at now (not
+// ended, no later unban of their prefix and jail), oldest first, with the
+// number of the last change stored when they were read: the changes after
+// it are what a node that loaded these must apply next.
+func (c *Client) Active(ctx context.Context, now time.Time) ([]Change, int64, error) {
+	tx, err := c.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, 0, fmt.Errorf("cluster: active: %w", err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	var last int64
+	if err := tx.QueryRow(ctx, `SELECT coalesce(max(seq), 0) FROM banwatch_changes`).Scan(&last); err != nil {
+		return nil, 0, fmt.Errorf("cluster: active: %w", err)
+	}
+	rows, err := tx.Query(ctx, `SELECT `+changeCols+` FROM banwatch_changes b
+WHERE b.kind = 'ban' AND b.end_at > $1 AND b.node <> $2
+AND NOT EXISTS (SELECT 1 FROM banwatch_changes u
+	WHERE u.kind = 'unban' AND u.prefix = b.prefix AND u.jail = b.jail AND u.seq > b.seq AND u.at >= b.at)
+ORDER BY b.seq`, now.UTC(), c.node)
+	if err != nil {
+		return nil, 0, fmt.Errorf("cluster: active: %w", err)
+	}
+	out, err := scanChanges(rows)
+	if err != nil {
+		return nil, 0, fmt.Errorf("cluster: active: %w", err)
+	}
+	return out, last, nil
+}
+
+// scanChanges reads rows of changeCols and closes them.
+func scanChanges(rows pgx.Rows) ([]Change, error) {
+	defer rows.Close()
+	var out []Change
+	for rows.Next() {
+		var ch Change
+		var kind string
+		var end, first, last *time.Time
+		var evidence []byte
+		if err := rows.Scan(&ch.Seq, &ch.Node, &ch.Source, &ch.NodeSeq, &kind, &ch.Jail, &ch.Prefix, &ch.At, &end,
+			&ch.Origin, &ch.Reason, &ch.Strikes, &first, &last, &evidence, &ch.By, &ch.Event, &ch.Weight); err != nil {
+			return nil, err
+		}
+		ch.Kind = Kind(kind)
+		ch.At = ch.At.UTC()
+		for _, p := range []struct {
+			src *time.Time
+			dst *time.Time
+		}{{end, &ch.End}, {first, &ch.FirstEvent}, {last, &ch.LastEvent}} {
+			if p.src != nil {
+				*p.dst = p.src.UTC()
+			}
+		}
+		if len(evidence) > 0 {
+			if err := json.Unmarshal(evidence, &ch.Evidence); err != nil {
+				return nil, fmt.Errorf("change %d: evidence: %w", ch.Seq, err)
+			}
+		}
+		out = append(out, ch)
+	}
+	return out, rows.Err()
+}
+
+// Listen calls wake after each change another node appends, until ctx is
+// done; then it returns nil. It keeps its own connection, and reconnects
+// (every second at first, then up to every 5 s) when it is lost; it calls
+// wake after each (re)connection too, since notifications sent meanwhile
+// are lost. connected, when not nil, is told each time the connection
+// comes or goes.
+func (c *Client) Listen(ctx context.Context, wake func(), connected func(bool)) error {
+	delay := time.Second
+	for {
+		up, err := c.listenOnce(ctx, wake, connected)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if up {
+			delay = time.Second
+		}
+		c.log.Warn("cluster: notifications lost; reconnecting", "err", err, "in", delay)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 5*time.Second)
+	}
+}
+
+// listenOnce holds one LISTEN connection until it fails; up reports
+// whether it was listening.
+func (c *Client) listenOnce(ctx context.Context, wake func(), connected func(bool)) (up bool, err error) {
+	conn, err := pgx.ConnectConfig(ctx, c.pool.Config().ConnConfig)
+	if err != nil {
+		return false, err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, "LISTEN "+Channel); err != nil {
+		return false, err
+	}
+	if connected != nil {
+		connected(true)
+		defer connected(false)
+	}
+	wake()
+	for {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
+			return true, err
+		}
+		if n.Payload != c.node {
+			wake()
+		}
+	}
+}

@@ -1,0 +1,252 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/banwatch/banwatch/internal/pgtest"
+)
+
+func connect(t *testing.T, srv *pgtest.Server, node string) *Client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := Connect(ctx, Options{DSN: srv.DSN(), Node: node})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+func banChange(source string, seq int64, ip string, at time.Time, d time.Duration) Change {
+	a := netip.MustParseAddr(ip)
+	return Change{Source: source, NodeSeq: seq, Kind: KindBan, Jail: "postfix", Prefix: netip.PrefixFrom(a, a.BitLen()),
+		At: at, End: at.Add(d), Origin: "jail", Reason: "auth_failure", Strikes: 5, FirstEvent: at.Add(-time.Minute),
+		LastEvent: at, Evidence: []string{"line 1", "line 2"}}
+}
+
+// describe writes changes as "node kind prefix" for comparisons.
+func describe(cs []Change) string {
+	var out []string
+	for _, c := range cs {
+		out = append(out, fmt.Sprintf("%s %s %s", c.Node, c.Kind, c.Prefix))
+	}
+	return strings.Join(out, ", ")
+}
+
+func TestMigrateOnceWhenNodesStartTogether(t *testing.T) {
+	srv := pgtest.Start(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 3)
+	for i := range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := Connect(context.Background(), Options{DSN: srv.DSN(), Node: fmt.Sprintf("mx%d", i)})
+			if err == nil {
+				c.Close()
+			}
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	if got := srv.Psql(t, "SELECT version FROM banwatch_schema"); strings.TrimSpace(got) != fmt.Sprint(SchemaVersion) {
+		t.Errorf("schema version %q, want %d", got, SchemaVersion)
+	}
+	// A newer schema is refused with a message that says what to do.
+	srv.Psql(t, "UPDATE banwatch_schema SET version = 99")
+	_, err := Connect(context.Background(), Options{DSN: srv.DSN(), Node: "mx9"})
+	if err == nil || !strings.Contains(err.Error(), "newer than this program's") {
+		t.Errorf("Connect to a newer schema: %v", err)
+	}
+}
+
+func TestAppendSinceActive(t *testing.T) {
+	srv := pgtest.Start(t)
+	ctx := context.Background()
+	a, b := connect(t, srv, "mx1"), connect(t, srv, "mx2")
+	now := time.Now().UTC().Truncate(time.Microsecond)
+
+	batch := []Change{
+		banChange("s1", 1, "192.0.2.1", now, time.Hour),
+		banChange("s1", 2, "192.0.2.2", now, time.Hour),
+		banChange("s1", 3, "2001:db8::7", now, time.Hour),
+		banChange("s1", 4, "192.0.2.3", now.Add(-2*time.Hour), time.Hour), // over
+		{Source: "s1", NodeSeq: 5, Kind: KindUnban, Jail: "postfix", Prefix: netip.MustParsePrefix("192.0.2.2/32"), At: now.Add(time.Second), By: "uid 0"},
+	}
+	if n, err := a.Append(ctx, batch); err != nil || n != 5 {
+		t.Fatalf("Append = %d, %v; want 5 new", n, err)
+	}
+	// Sent again (a retry after a lost answer): nothing new.
+	if n, err := a.Append(ctx, batch[:3]); err != nil || n != 0 {
+		t.Fatalf("Append again = %d, %v; want 0 new", n, err)
+	}
+	// The same numbers from a new store (another source) are new.
+	if n, err := a.Append(ctx, []Change{banChange("s2", 1, "198.51.100.1", now, time.Hour)}); err != nil || n != 1 {
+		t.Fatalf("Append from a new source = %d, %v; want 1", n, err)
+	}
+
+	// B sees A's changes in order, with every field; A sees none of its own.
+	got, err := b.Since(ctx, 0, 100, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "mx1 ban 192.0.2.1/32, mx1 ban 192.0.2.2/32, mx1 ban 2001:db8::7/128, mx1 ban 192.0.2.3/32, mx1 unban 192.0.2.2/32, mx1 ban 198.51.100.1/32"; describe(got) != want {
+		t.Fatalf("Since(0) on mx2 = %s\nwant %s", describe(got), want)
+	}
+	first := got[0]
+	if !first.At.Equal(now) || !first.End.Equal(now.Add(time.Hour)) || first.Reason != "auth_failure" || first.Strikes != 5 ||
+		!first.FirstEvent.Equal(now.Add(-time.Minute)) || strings.Join(first.Evidence, "|") != "line 1|line 2" || first.Source != "s1" || first.NodeSeq != 1 {
+		t.Errorf("first change read back as %+v", first)
+	}
+	if got[4].By != "uid 0" {
+		t.Errorf("unban by %q", got[4].By)
+	}
+	for i := 1; i < len(got); i++ {
+		if got[i].Seq <= got[i-1].Seq {
+			t.Errorf("numbers not increasing: %d then %d", got[i-1].Seq, got[i].Seq)
+		}
+	}
+	if own, err := a.Since(ctx, 0, 100, false); err != nil || len(own) != 0 {
+		t.Errorf("Since on mx1 = %s, %v; want none of its own", describe(own), err)
+	}
+	if part, err := b.Since(ctx, got[1].Seq, 2, false); err != nil || describe(part) != "mx1 ban 2001:db8::7/128, mx1 ban 192.0.2.3/32" {
+		t.Errorf("Since(second) limit 2 = %s, %v", describe(part), err)
+	}
+
+	// Strikes only for those who share them.
+	strike := Change{Source: "s1", NodeSeq: 6, Kind: KindStrike, Jail: "postfix", Prefix: netip.MustParsePrefix("203.0.113.5/32"), At: now, Event: "auth_failure", Weight: 1}
+	if _, err := a.Append(ctx, []Change{strike}); err != nil {
+		t.Fatal(err)
+	}
+	last := got[len(got)-1].Seq
+	if s, err := b.Since(ctx, last, 100, false); err != nil || len(s) != 0 {
+		t.Errorf("Since without strikes = %s, %v", describe(s), err)
+	}
+	if s, err := b.Since(ctx, last, 100, true); err != nil || describe(s) != "mx1 strike 203.0.113.5/32" || s[0].Event != "auth_failure" || s[0].Weight != 1 {
+		t.Errorf("Since with strikes = %+v, %v", s, err)
+	}
+
+	// Active: A's bans in force, not the unbanned one nor the one over.
+	act, lastSeq, err := b.Active(ctx, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "mx1 ban 192.0.2.1/32, mx1 ban 2001:db8::7/128, mx1 ban 198.51.100.1/32"; describe(act) != want {
+		t.Errorf("Active = %s\nwant %s", describe(act), want)
+	}
+	if wantLast, err := b.Last(ctx); err != nil || lastSeq != wantLast {
+		t.Errorf("Active's last = %d, Last = %d (%v)", lastSeq, wantLast, err)
+	}
+	// A ban made again after an unban is in force.
+	if _, err := a.Append(ctx, []Change{banChange("s1", 7, "192.0.2.2", now.Add(2*time.Second), time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if act, _, err = b.Active(ctx, now); err != nil || !strings.Contains(describe(act), "192.0.2.2/32") {
+		t.Errorf("Active after a new ban of an unbanned address = %s, %v", describe(act), err)
+	}
+}
+
+func TestListenWakesWithinASecond(t *testing.T) {
+	srv := pgtest.Start(t)
+	a, b := connect(t, srv, "mx1"), connect(t, srv, "mx2")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	wakes := make(chan struct{}, 16)
+	up := make(chan bool, 16)
+	done := make(chan error, 1)
+	go func() {
+		done <- b.Listen(ctx, func() { wakes <- struct{}{} }, func(c bool) { up <- c })
+	}()
+	if !<-up {
+		t.Fatal("first connected(false)")
+	}
+	<-wakes // the wake after connecting
+	// Its own appends do not wake it.
+	if _, err := b.Append(ctx, []Change{banChange("b", 1, "192.0.2.9", time.Now(), time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if _, err := a.Append(ctx, []Change{banChange("a", 1, "192.0.2.1", time.Now(), time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-wakes:
+		t.Logf("woken %v after the append", time.Since(start).Round(time.Millisecond))
+	case <-time.After(time.Second):
+		t.Fatal("not woken within a second of another node's append")
+	}
+	select {
+	case <-wakes:
+		t.Error("woken twice: by its own append too")
+	case <-time.After(200 * time.Millisecond):
+	}
+
+	// PostgreSQL goes away and comes back: Listen reconnects and wakes.
+	srv.Stop(t)
+	if <-up {
+		t.Fatal("connected(true) while the server is down")
+	}
+	srv.Restart(t)
+	select {
+	case c := <-up:
+		if !c {
+			t.Fatal("connected(false) after the restart")
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("not listening again within 15 s of the restart")
+	}
+	<-wakes
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Listen returned %v", err)
+	}
+}
+
+func TestConnectOptions(t *testing.T) {
+	srv := pgtest.Start(t)
+	ctx := context.Background()
+	// The password from a file, over TCP.
+	pw := filepath.Join(t.TempDir(), "pw")
+	if err := os.WriteFile(pw, []byte(pgtest.Password+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dsn := strings.Replace(srv.TCPDSN(), " password="+pgtest.Password, "", 1)
+	c, err := Connect(ctx, Options{DSN: dsn, Node: "mx1", PasswordFile: pw})
+	if err != nil {
+		t.Fatalf("with password_file: %v", err)
+	}
+	c.Close()
+	if _, err := Connect(ctx, Options{DSN: dsn, Node: "mx1"}); err == nil {
+		t.Error("connected over TCP without the password")
+	}
+	// A bad connection string's error never shows the password.
+	_, err = Connect(ctx, Options{DSN: "postgres://u:s3cret@host:notaport/db", Node: "mx1"})
+	if err == nil || strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("bad URL: %v", err)
+	}
+	_, err = Connect(ctx, Options{DSN: "host=x password=s3cret port=notaport", Node: "mx1"})
+	if err == nil || strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("bad keyword string: %v", err)
+	}
+	// TLS files are passed on: a missing CA file fails the connection
+	// string, not silently.
+	tlsDSN := strings.Replace(srv.TCPDSN(), "sslmode=disable", "sslmode=verify-full", 1)
+	if _, err := Connect(ctx, Options{DSN: tlsDSN, Node: "mx1", CAFile: "/nonexistent/ca.pem"}); err == nil || !strings.Contains(err.Error(), "/nonexistent/ca.pem") {
+		t.Errorf("with a CA file that does not exist: %v", err)
+	}
+}

@@ -1,0 +1,102 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// migrations are the schema versions, in order: migrations[i] takes the
+// database from version i to i+1 (banwatch_schema.version). Never edit a
+// released migration; append a new one.
+var migrations = []string{
+	// 1: the log of changes.
+	`
+CREATE TABLE banwatch_changes (
+	seq      bigserial   PRIMARY KEY,
+	node     text        NOT NULL,
+	source   text        NOT NULL,
+	node_seq bigint      NOT NULL,
+	kind     text        NOT NULL CHECK (kind IN ('ban', 'unban', 'strike')),
+	jail     text        NOT NULL,
+	prefix   cidr        NOT NULL,
+	at       timestamptz NOT NULL,
+	end_at   timestamptz,
+	origin   text        NOT NULL DEFAULT '',
+	reason   text        NOT NULL DEFAULT '',
+	strikes  integer     NOT NULL DEFAULT 0,
+	first_at timestamptz,
+	last_at  timestamptz,
+	evidence jsonb,
+	by_whom  text        NOT NULL DEFAULT '',
+	event    text        NOT NULL DEFAULT '',
+	weight   integer     NOT NULL DEFAULT 0,
+	stored   timestamptz NOT NULL DEFAULT now(),
+	UNIQUE (node, source, node_seq),
+	CHECK (kind <> 'ban' OR end_at IS NOT NULL)
+);
+-- Active: the bans not yet ended.
+CREATE INDEX banwatch_changes_ban_end ON banwatch_changes (end_at) WHERE kind = 'ban';
+-- Active's look-up of a later unban; history by prefix.
+CREATE INDEX banwatch_changes_key ON banwatch_changes (prefix, jail, seq);
+`,
+}
+
+// SchemaVersion is the schema version this package writes and reads.
+const SchemaVersion = 1
+
+// migrate brings the schema up to SchemaVersion under a session advisory
+// lock, so that nodes starting together apply each migration once. It
+// refuses a schema newer than this program's.
+func (c *Client) migrate(ctx context.Context) error {
+	conn, err := c.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("cluster: connect: %w", err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, int64(lockMigrate)); err != nil {
+		return fmt.Errorf("cluster: migrate: %w", err)
+	}
+	defer func() {
+		_, _ = conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, int64(lockMigrate))
+	}()
+	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS banwatch_schema (version integer NOT NULL)`); err != nil {
+		return fmt.Errorf("cluster: migrate: %w", err)
+	}
+	var from int
+	err = conn.QueryRow(ctx, `SELECT version FROM banwatch_schema`).Scan(&from)
+	switch {
+	case err == pgx.ErrNoRows:
+		from = 0
+	case err != nil:
+		return fmt.Errorf("cluster: migrate: %w", err)
+	}
+	if from > SchemaVersion {
+		return fmt.Errorf("cluster: the cluster's schema version %d is newer than this program's %d: upgrade banwatch on this node", from, SchemaVersion)
+	}
+	if from == SchemaVersion {
+		return nil
+	}
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("cluster: migrate: %w", err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	for v := from; v < SchemaVersion; v++ {
+		if _, err := tx.Exec(ctx, migrations[v]); err != nil {
+			return fmt.Errorf("cluster: migrate to version %d: %w", v+1, err)
+		}
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM banwatch_schema`); err != nil {
+		return fmt.Errorf("cluster: migrate: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO banwatch_schema (version) VALUES ($1)`, SchemaVersion); err != nil {
+		return fmt.Errorf("cluster: migrate: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("cluster: migrate: commit: %w", err)
+	}
+	c.log.Info("cluster: schema migrated", "from", from, "to", SchemaVersion)
+	return nil
+}
