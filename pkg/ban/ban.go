@@ -53,6 +53,9 @@ type Ban struct {
 	// first, at most a jail's evidence limit.
 	Evidence []string
 
+	// Node is the cluster node that made the ban; "" for this one.
+	Node string
+
 	Ended   string    // EndActive, EndExpired, EndUnbanned or EndReplaced
 	EndedAt time.Time // zero while active
 	EndedBy string    // for EndUnbanned: "uid 0", "banctl", ...
@@ -84,6 +87,9 @@ type Strike struct {
 	Kind   event.Kind
 	Weight int
 	Line   string // the log line, for evidence
+	// Node is the cluster node that counted it (share_strikes); "" for
+	// this one.
+	Node string
 }
 
 // IP writes p as an admin reads it: the address of a single-address

@@ -38,6 +38,9 @@ type Batch struct {
 	// newest ones when there are more, stored oldest first; Commit sets
 	// Ban.Evidence to them.
 	EvidenceLimit map[string]int
+	// Cursor, when not 0, is stored as the number of the last cluster
+	// change applied (see Cursor).
+	Cursor int64
 }
 
 // DefaultEvidence is the evidence kept per ban when Batch.EvidenceLimit
@@ -47,9 +50,10 @@ const DefaultEvidence = 10
 // Commit writes b in one transaction: either all of it is stored or, on an
 // error (an invalid address or prefix, a nil ban, a database error), none.
 func (s *Store) Commit(ctx context.Context, b Batch) error {
-	if len(b.Positions) == 0 && len(b.Strikes) == 0 && len(b.Bans) == 0 {
+	if len(b.Positions) == 0 && len(b.Strikes) == 0 && len(b.Bans) == 0 && b.Cursor == 0 {
 		return nil
 	}
+	outbox := s.outbox.Load()
 	// Validate before taking the writer.
 	prefixes := make([]netip.Prefix, len(b.Bans))
 	for i, bn := range b.Bans {
@@ -83,9 +87,19 @@ func (s *Store) Commit(ctx context.Context, b Batch) error {
 	}
 	if len(b.Strikes) > 0 {
 		st := tx.StmtContext(ctx, s.insertStrike)
+		var out *sql.Stmt
+		if outbox&OutboxStrikes != 0 {
+			out = tx.StmtContext(ctx, s.insertOutbox)
+		}
 		for _, k := range b.Strikes {
-			if _, err := st.ExecContext(ctx, k.Jail, addrKey(k.Addr), toNS(k.Time), string(k.Kind), k.Weight, k.Line); err != nil {
+			key := addrKey(k.Addr)
+			if _, err := st.ExecContext(ctx, k.Jail, key, toNS(k.Time), string(k.Kind), k.Weight, k.Line, k.Node); err != nil {
 				return fmt.Errorf("store: commit: strike %v in %q: %w", k.Addr, k.Jail, err)
+			}
+			if out != nil && k.Node == "" {
+				if _, err := out.ExecContext(ctx, "strike", 0, k.Jail, key, k.Addr.BitLen(), toNS(k.Time), "", string(k.Kind), k.Weight); err != nil {
+					return fmt.Errorf("store: commit: strike %v in %q: outbox: %w", k.Addr, k.Jail, err)
+				}
 			}
 		}
 	}
@@ -117,12 +131,17 @@ func (s *Store) Commit(ctx context.Context, b Batch) error {
 			}
 			res, err := ins.ExecContext(ctx, key, p.Bits(), bn.Jail, bn.Origin,
 				toNS(bn.Start), toNS(bn.End), bn.Strikes, bn.Reason,
-				toNS(bn.FirstEvent), toNS(bn.LastEvent), bn.Ended, toNS(bn.EndedAt), bn.EndedBy)
+				toNS(bn.FirstEvent), toNS(bn.LastEvent), bn.Ended, toNS(bn.EndedAt), bn.EndedBy, bn.Node)
 			if err != nil {
 				return fmt.Errorf("store: commit: ban of %v in %q: %w", p, bn.Jail, err)
 			}
 			if ids[i], err = res.LastInsertId(); err != nil {
 				return fmt.Errorf("store: commit: ban of %v in %q: %w", p, bn.Jail, err)
+			}
+			if outbox&OutboxBans != 0 && bn.Node == "" {
+				if _, err := tx.StmtContext(ctx, s.insertOutbox).ExecContext(ctx, "ban", ids[i], bn.Jail, nil, 0, 0, "", "", 0); err != nil {
+					return fmt.Errorf("store: commit: ban of %v in %q: outbox: %w", p, bn.Jail, err)
+				}
 			}
 			if len(evidence) > 0 {
 				lines, err := json.Marshal(evidence)
@@ -133,6 +152,11 @@ func (s *Store) Commit(ctx context.Context, b Batch) error {
 					return fmt.Errorf("store: commit: evidence of %v in %q: %w", p, bn.Jail, err)
 				}
 			}
+		}
+	}
+	if b.Cursor != 0 {
+		if _, err := tx.ExecContext(ctx, `UPDATE cluster_state SET value = ? WHERE key = 'cursor'`, fmt.Sprint(b.Cursor)); err != nil {
+			return fmt.Errorf("store: commit: cluster cursor: %w", err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
@@ -209,8 +233,8 @@ func (s *Store) Strikes(ctx context.Context, since time.Time) ([]ban.Strike, err
 	var (
 		out  []ban.Strike
 		in   interner
-		cols [6]any // scanned as the driver made them: no conversions
-		dest = [6]any{&cols[0], &cols[1], &cols[2], &cols[3], &cols[4], &cols[5]}
+		cols [7]any // scanned as the driver made them: no conversions
+		dest = [7]any{&cols[0], &cols[1], &cols[2], &cols[3], &cols[4], &cols[5], &cols[6]}
 	)
 	for rows.Next() {
 		if err := rows.Scan(dest[:]...); err != nil {
@@ -224,6 +248,7 @@ func (s *Store) Strikes(ctx context.Context, since time.Time) ([]ban.Strike, err
 			Kind:   event.Kind(in.get(c.text(cols[3]))),
 			Weight: int(c.int(cols[4])),
 			Line:   c.text(cols[5]),
+			Node:   in.get(c.text(cols[6])),
 		})
 		if c.err != nil {
 			return nil, fmt.Errorf("store: strikes: %w", c.err)
@@ -236,7 +261,7 @@ func (s *Store) Strikes(ctx context.Context, since time.Time) ([]ban.Strike, err
 }
 
 // The active bans' columns, for activeSQL.
-const activeCols = `id, addr, bits, jail, origin, start_ns, end_ns, strikes, reason, first_ns, last_ns`
+const activeCols = `id, addr, bits, jail, origin, start_ns, end_ns, strikes, reason, first_ns, last_ns, node`
 
 // activeSQL reads the active bans through the partial index bans_active_end
 // (a lookup in the table per ban) or, when the active bans are a good part
@@ -305,7 +330,7 @@ func (s *Store) Active(ctx context.Context, now time.Time) ([]ban.Ban, error) {
 // second one converts them, so that both cores work on a large load.
 func readActive(rows driver.Rows, capacity int) ([]ban.Ban, error) {
 	const (
-		ncols     = 11
+		ncols     = 12
 		blockRows = 1024
 		inFlight  = 4
 	)
@@ -337,6 +362,7 @@ func readActive(rows driver.Rows, capacity int) ([]ban.Ban, error) {
 					Reason:     in.get(c.text(cols[8])),
 					FirstEvent: fromNS(c.int(cols[9])),
 					LastEvent:  fromNS(c.int(cols[10])),
+					Node:       in.get(c.text(cols[11])),
 				})
 				if c.err != nil {
 					err = fmt.Errorf("ban %v: %w", cols[0], c.err)
@@ -533,7 +559,7 @@ func (s *Store) Expire(ctx context.Context, now time.Time) (int, error) {
 }
 
 // banCols are the columns scanBan reads, in order.
-const banCols = `id, addr, bits, jail, origin, start_ns, end_ns, strikes, reason, first_ns, last_ns, ended, ended_at, ended_by`
+const banCols = `id, addr, bits, jail, origin, start_ns, end_ns, strikes, reason, first_ns, last_ns, ended, ended_at, ended_by, node`
 
 // scanBan reads a row of banCols. Its errors are for the caller to wrap.
 func scanBan(rows *sql.Rows) (ban.Ban, error) {
@@ -542,7 +568,7 @@ func scanBan(rows *sql.Rows) (ban.Ban, error) {
 		key                                    []byte
 		bits, start, end, strikes, f, l, endAt int64
 	)
-	if err := rows.Scan(&b.ID, &key, &bits, &b.Jail, &b.Origin, &start, &end, &strikes, &b.Reason, &f, &l, &b.Ended, &endAt, &b.EndedBy); err != nil {
+	if err := rows.Scan(&b.ID, &key, &bits, &b.Jail, &b.Origin, &start, &end, &strikes, &b.Reason, &f, &l, &b.Ended, &endAt, &b.EndedBy, &b.Node); err != nil {
 		return b, err
 	}
 	var err error
@@ -613,6 +639,14 @@ WHERE ended = '' AND end_ns > ?`
 	}
 	if err := loadEvidence(ctx, tx, out); err != nil {
 		return nil, err
+	}
+	if s.outbox.Load()&OutboxBans != 0 {
+		st := tx.StmtContext(ctx, s.insertOutbox)
+		for _, b := range out {
+			if _, err := st.ExecContext(ctx, "unban", 0, b.Jail, addrKey(b.Prefix.Addr()), b.Prefix.Bits(), toNS(now), by, "", 0); err != nil {
+				return nil, fmt.Errorf("store: unban: outbox: %w", err)
+			}
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("store: unban: %w", err)
@@ -758,8 +792,13 @@ func (s *Store) History(ctx context.Context, q Query) ([]ban.Ban, error) {
 	return out, nil
 }
 
+// querier is a *sql.Tx or *sql.DB.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
 // loadEvidence fills in the Evidence of bans.
-func loadEvidence(ctx context.Context, tx *sql.Tx, bans []ban.Ban) error {
+func loadEvidence(ctx context.Context, tx querier, bans []ban.Ban) error {
 	const per = 500 // ids per query, well under SQLite's parameter limit
 	byID := make(map[int64]*ban.Ban, len(bans))
 	for i := range bans {

@@ -85,11 +85,38 @@ CREATE TABLE positions (
 `,
 	// 2: journal sources keep the journal's cursor as their position.
 	`ALTER TABLE positions ADD COLUMN cursor TEXT NOT NULL DEFAULT '';`,
+	// 3: cluster mode. The node a ban or strike came from ('' for this
+	// one); the changes this node has still to send to the cluster, in
+	// order (AUTOINCREMENT: a number is never used twice, since the
+	// cluster drops a change whose number it has seen); the cluster's
+	// state: this store's random name (source) and the number of the
+	// last change applied from other nodes (cursor).
+	`
+ALTER TABLE bans ADD COLUMN node TEXT NOT NULL DEFAULT '';
+ALTER TABLE strikes ADD COLUMN node TEXT NOT NULL DEFAULT '';
+CREATE TABLE outbox (
+	seq    INTEGER PRIMARY KEY AUTOINCREMENT,
+	kind   TEXT    NOT NULL CHECK (kind IN ('ban', 'unban', 'strike')),
+	ban_id INTEGER NOT NULL DEFAULT 0,  -- a ban: its row, read when sent
+	jail   TEXT    NOT NULL DEFAULT '',
+	addr   BLOB,                        -- an unban, a strike
+	bits   INTEGER NOT NULL DEFAULT 0,
+	at_ns  INTEGER NOT NULL DEFAULT 0,
+	by     TEXT    NOT NULL DEFAULT '',
+	event  TEXT    NOT NULL DEFAULT '',
+	weight INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE cluster_state (
+	key   TEXT PRIMARY KEY,
+	value TEXT NOT NULL
+) WITHOUT ROWID;
+INSERT INTO cluster_state (key, value) VALUES ('source', lower(hex(randomblob(8)))), ('cursor', '0');
+`,
 }
 
 // SchemaVersion is the schema version this package writes and reads
 // (PRAGMA user_version): len(migrations), checked by the tests.
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 // migrate brings the database on db up to SchemaVersion in one transaction.
 // It refuses a database of a newer version, written by a newer banwatch.

@@ -40,6 +40,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	_ "github.com/mattn/go-sqlite3" // the "sqlite3" database/sql driver
@@ -81,11 +82,16 @@ type Store struct {
 	endActive      *sql.Stmt // on w: end the active ban a new one replaces
 	insertBan      *sql.Stmt // on w
 	insertEvidence *sql.Stmt // on w
+	insertOutbox   *sql.Stmt // on w: a change for the cluster
 	strikeLines    *sql.Stmt // on w: a ban's evidence from its strikes
 	expireChunk    *sql.Stmt // on w
 	countActive    *sql.Stmt // on r
 	selectStrikes  *sql.Stmt // on r
 	selectPos      *sql.Stmt // on r
+
+	// outbox says which changes Commit and Unban also write to the
+	// outbox for the cluster (SetOutbox).
+	outbox atomic.Uint32
 
 	closeOnce sync.Once
 	closeErr  error
@@ -191,7 +197,7 @@ INSERT INTO positions (path, inode, offset, fingerprint, cursor) VALUES (?, ?, ?
 ON CONFLICT (path) DO UPDATE SET inode = excluded.inode, offset = excluded.offset, fingerprint = excluded.fingerprint,
 	cursor = excluded.cursor`},
 		{s.w, &s.insertStrike, `
-INSERT INTO strikes (jail, addr, time_ns, kind, weight, line) VALUES (?, ?, ?, ?, ?, ?)`},
+INSERT INTO strikes (jail, addr, time_ns, kind, weight, line, node) VALUES (?, ?, ?, ?, ?, ?, ?)`},
 		// A still active ban whose End has passed by the new ban's start
 		// expired rather than being replaced.
 		{s.w, &s.endActive, `
@@ -200,8 +206,10 @@ UPDATE bans SET
 	ended_at = CASE WHEN end_ns <= ?1 THEN end_ns ELSE ?1 END
 WHERE addr = ?2 AND bits = ?3 AND jail = ?4 AND ended = ''`},
 		{s.w, &s.insertBan, `
-INSERT INTO bans (addr, bits, jail, origin, start_ns, end_ns, strikes, reason, first_ns, last_ns, ended, ended_at, ended_by)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+INSERT INTO bans (addr, bits, jail, origin, start_ns, end_ns, strikes, reason, first_ns, last_ns, ended, ended_at, ended_by, node)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+		{s.w, &s.insertOutbox, `
+INSERT INTO outbox (kind, ban_id, jail, addr, bits, at_ns, by, event, weight) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`},
 		{s.w, &s.insertEvidence, `INSERT INTO evidence (ban_id, lines) VALUES (?, ?)`},
 		// go-sqlite3 clears a statement's bindings after every run, and
 		// SQLite re-prepares a statement whose plan could depend on a
@@ -223,7 +231,7 @@ WHERE id IN (SELECT id FROM bans WHERE ended = '' AND end_ns <= ? LIMIT ` + fmt.
 		{s.r, &s.countActive, `
 SELECT jail, count(*) FROM bans WHERE ended = '' AND end_ns > ? GROUP BY jail`},
 		{s.r, &s.selectStrikes, `
-SELECT jail, addr, time_ns, kind, weight, line FROM strikes WHERE time_ns >= ? ORDER BY time_ns, id`},
+SELECT jail, addr, time_ns, kind, weight, line, node FROM strikes WHERE time_ns >= ? ORDER BY time_ns, id`},
 		{s.r, &s.selectPos, `SELECT path, inode, offset, fingerprint, cursor FROM positions`},
 	}
 	for _, st := range stmts {
