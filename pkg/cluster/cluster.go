@@ -241,44 +241,51 @@ func (c *Client) Append(ctx context.Context, changes []Change) (int, error) {
 	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(lockAppend)); err != nil {
 		return 0, fmt.Errorf("cluster: append: %w", err)
 	}
-	b := &pgx.Batch{}
+	// One statement for the whole batch: a column an array.
+	n := len(changes)
+	var (
+		sources, kinds, jails, origins, reasons, bys, events = make([]string, n), make([]string, n), make([]string, n),
+			make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		seqs              = make([]int64, n)
+		strikes, weights  = make([]int32, n), make([]int32, n)
+		prefixes          = make([]netip.Prefix, n)
+		ats               = make([]time.Time, n)
+		ends, firsts, las = make([]*time.Time, n), make([]*time.Time, n), make([]*time.Time, n)
+		evidence          = make([]*string, n)
+	)
 	for i := range changes {
 		ch := &changes[i]
-		var evidence []byte
 		if ch.Kind == KindBan {
 			ev := ch.Evidence
 			if ev == nil {
 				ev = []string{}
 			}
-			if evidence, err = json.Marshal(ev); err != nil {
+			b, err := json.Marshal(ev)
+			if err != nil {
 				return 0, fmt.Errorf("cluster: append: %w", err)
 			}
+			s := string(b)
+			evidence[i] = &s
 		}
-		b.Queue(`INSERT INTO banwatch_changes (node, source, node_seq, kind, jail, prefix, at, end_at, origin, reason,
+		sources[i], seqs[i], kinds[i], jails[i], prefixes[i], ats[i] = ch.Source, ch.NodeSeq, string(ch.Kind), ch.Jail, ch.Prefix.Masked(), ch.At.UTC()
+		ends[i], firsts[i], las[i] = nullTime(ch.End), nullTime(ch.FirstEvent), nullTime(ch.LastEvent)
+		origins[i], reasons[i], strikes[i], bys[i], events[i], weights[i] = ch.Origin, ch.Reason, int32(ch.Strikes), ch.By, ch.Event, int32(ch.Weight)
+	}
+	tag, err := tx.Exec(ctx, `INSERT INTO banwatch_changes (node, source, node_seq, kind, jail, prefix, at, end_at, origin, reason,
 	strikes, first_at, last_at, evidence, by_whom, event, weight)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+SELECT $1, s, q, k, j, p, a, e, o, r, n, f, l, v::jsonb, b, ev, w
+FROM unnest($2::text[], $3::bigint[], $4::text[], $5::text[], $6::cidr[], $7::timestamptz[], $8::timestamptz[],
+	$9::text[], $10::text[], $11::int[], $12::timestamptz[], $13::timestamptz[], $14::text[], $15::text[], $16::text[], $17::int[])
+	AS t (s, q, k, j, p, a, e, o, r, n, f, l, v, b, ev, w)
+ORDER BY q
 ON CONFLICT (node, source, node_seq) DO NOTHING`,
-			c.node, ch.Source, ch.NodeSeq, string(ch.Kind), ch.Jail, ch.Prefix.Masked(), ch.At.UTC(), nullTime(ch.End),
-			ch.Origin, ch.Reason, ch.Strikes, nullTime(ch.FirstEvent), nullTime(ch.LastEvent), evidence,
-			ch.By, ch.Event, ch.Weight)
-	}
-	b.Queue(`SELECT pg_notify($1, $2)`, Channel, c.node)
-	res := tx.SendBatch(ctx, b)
-	added := 0
-	for i := range changes {
-		tag, err := res.Exec()
-		if err != nil {
-			res.Close()
-			return 0, fmt.Errorf("cluster: append: change %d (%s %v in %s): %w", i, changes[i].Kind, changes[i].Prefix, changes[i].Jail, err)
-		}
-		added += int(tag.RowsAffected())
-	}
-	if _, err := res.Exec(); err != nil {
-		res.Close()
-		return 0, fmt.Errorf("cluster: append: notify: %w", err)
-	}
-	if err := res.Close(); err != nil {
+		c.node, sources, seqs, kinds, jails, prefixes, ats, ends, origins, reasons, strikes, firsts, las, evidence, bys, events, weights)
+	if err != nil {
 		return 0, fmt.Errorf("cluster: append: %w", err)
+	}
+	added := int(tag.RowsAffected())
+	if _, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, Channel, c.node); err != nil {
+		return 0, fmt.Errorf("cluster: append: notify: %w", err)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return 0, fmt.Errorf("cluster: append: commit: %w", err)
@@ -287,11 +294,12 @@ ON CONFLICT (node, source, node_seq) DO NOTHING`,
 }
 
 // nullTime is nil for the zero time, else t in UTC.
-func nullTime(t time.Time) any {
+func nullTime(t time.Time) *time.Time {
 	if t.IsZero() {
 		return nil
 	}
-	return t.UTC()
+	u := t.UTC()
+	return &u
 }
 
 // Since returns the other nodes' changes after seq, in order, at most
@@ -435,4 +443,97 @@ func (c *Client) listenOnce(ctx context.Context, wake func(), connected func(boo
 			wake()
 		}
 	}
+}
+
+// HistoryQuery selects bans for History.
+type HistoryQuery struct {
+	// Prefix, if valid, selects the bans whose prefix overlaps it: inside
+	// it, or covering it.
+	Prefix netip.Prefix
+	Jail   string    // if not "", only this jail's bans
+	Since  time.Time // if not zero, only bans that began at or after it
+	Limit  int       // if > 0, at most this many (the newest)
+}
+
+// Ban is a ban of the cluster's history, as History returns it.
+type Ban struct {
+	Change
+	// Unbanned is set when an unban lifted it (made after it and before
+	// its end): when, by whom, on which node.
+	Unbanned *Change
+}
+
+// History returns the bans every node made, newest first, with the unban
+// that lifted each, if one did.
+func (c *Client) History(ctx context.Context, q HistoryQuery) ([]Ban, error) {
+	where := []string{"b.kind = 'ban'"}
+	var args []any
+	arg := func(v any) string {
+		args = append(args, v)
+		return fmt.Sprintf("$%d", len(args))
+	}
+	if q.Prefix.IsValid() {
+		p := arg(q.Prefix.Masked())
+		where = append(where, "(b.prefix <<= "+p+" OR b.prefix >>= "+p+")")
+	}
+	if q.Jail != "" {
+		where = append(where, "b.jail = "+arg(q.Jail))
+	}
+	if !q.Since.IsZero() {
+		where = append(where, "b.at >= "+arg(q.Since.UTC()))
+	}
+	limit := ""
+	if q.Limit > 0 {
+		limit = " LIMIT " + arg(q.Limit)
+	}
+	cols := strings.ReplaceAll(changeCols, "\n\t", " ")
+	bcols := "b." + strings.ReplaceAll(cols, ", ", ", b.")
+	rows, err := c.pool.Query(ctx, `SELECT `+bcols+`, u.seq, u.node, u.at, u.by_whom FROM banwatch_changes b
+LEFT JOIN LATERAL (SELECT seq, node, at, by_whom FROM banwatch_changes u
+	WHERE u.kind = 'unban' AND u.prefix = b.prefix AND u.jail = b.jail AND u.seq > b.seq AND u.at >= b.at AND u.at < b.end_at
+	ORDER BY u.seq LIMIT 1) u ON true
+WHERE `+strings.Join(where, " AND ")+` ORDER BY b.at DESC, b.seq DESC`+limit, args...)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: history: %w", err)
+	}
+	defer rows.Close()
+	var out []Ban
+	for rows.Next() {
+		var b Ban
+		var kind string
+		var end, first, last *time.Time
+		var evidence []byte
+		var useq *int64
+		var unode, uby *string
+		var uat *time.Time
+		if err := rows.Scan(&b.Seq, &b.Node, &b.Source, &b.NodeSeq, &kind, &b.Jail, &b.Prefix, &b.At, &end,
+			&b.Origin, &b.Reason, &b.Strikes, &first, &last, &evidence, &b.By, &b.Event, &b.Weight,
+			&useq, &unode, &uat, &uby); err != nil {
+			return nil, fmt.Errorf("cluster: history: %w", err)
+		}
+		b.Kind = Kind(kind)
+		b.At = b.At.UTC()
+		if end != nil {
+			b.End = end.UTC()
+		}
+		if first != nil {
+			b.FirstEvent = first.UTC()
+		}
+		if last != nil {
+			b.LastEvent = last.UTC()
+		}
+		if len(evidence) > 0 {
+			if err := json.Unmarshal(evidence, &b.Evidence); err != nil {
+				return nil, fmt.Errorf("cluster: history: change %d: evidence: %w", b.Seq, err)
+			}
+		}
+		if useq != nil {
+			b.Unbanned = &Change{Seq: *useq, Node: *unode, Kind: KindUnban, Jail: b.Jail, Prefix: b.Prefix, At: uat.UTC(), By: *uby}
+		}
+		out = append(out, b)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("cluster: history: %w", err)
+	}
+	return out, nil
 }

@@ -250,3 +250,54 @@ func TestConnectOptions(t *testing.T) {
 		t.Errorf("with a CA file that does not exist: %v", err)
 	}
 }
+
+func TestHistory(t *testing.T) {
+	srv := pgtest.Start(t)
+	ctx := context.Background()
+	a, b := connect(t, srv, "mx1"), connect(t, srv, "mx2")
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	if _, err := a.Append(ctx, []Change{
+		banChange("s1", 1, "192.0.2.1", now.Add(-3*time.Hour), time.Hour), // over
+		banChange("s1", 2, "192.0.2.2", now.Add(-2*time.Hour), 10*time.Hour),
+		banChange("s1", 3, "198.51.100.9", now.Add(-time.Hour), 10*time.Hour),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Append(ctx, []Change{
+		{Source: "s2", NodeSeq: 1, Kind: KindUnban, Jail: "postfix", Prefix: netip.MustParsePrefix("192.0.2.2/32"), At: now.Add(-time.Minute), By: "uid 0"},
+		{Source: "s2", NodeSeq: 2, Kind: KindBan, Jail: "postfix", Prefix: netip.MustParsePrefix("192.0.2.0/24"), At: now, End: now.Add(time.Hour), Origin: "manual", Reason: "net"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	show := func(bs []Ban) string {
+		var out []string
+		for _, b := range bs {
+			s := b.Node + " " + b.Prefix.String()
+			if b.Unbanned != nil {
+				s += " unbanned by " + b.Unbanned.By + " on " + b.Unbanned.Node
+			}
+			out = append(out, s)
+		}
+		return strings.Join(out, ", ")
+	}
+	for _, tc := range []struct {
+		q    HistoryQuery
+		want string
+	}{
+		{HistoryQuery{}, "mx2 192.0.2.0/24, mx1 198.51.100.9/32, mx1 192.0.2.2/32 unbanned by uid 0 on mx2, mx1 192.0.2.1/32"},
+		{HistoryQuery{Limit: 2}, "mx2 192.0.2.0/24, mx1 198.51.100.9/32"},
+		// Inside the prefix, and covering an address.
+		{HistoryQuery{Prefix: netip.MustParsePrefix("192.0.2.0/24")}, "mx2 192.0.2.0/24, mx1 192.0.2.2/32 unbanned by uid 0 on mx2, mx1 192.0.2.1/32"},
+		{HistoryQuery{Prefix: netip.MustParsePrefix("192.0.2.1/32")}, "mx2 192.0.2.0/24, mx1 192.0.2.1/32"},
+		{HistoryQuery{Since: now.Add(-90 * time.Minute)}, "mx2 192.0.2.0/24, mx1 198.51.100.9/32"},
+		{HistoryQuery{Jail: "sshd"}, ""},
+	} {
+		got, err := b.History(ctx, tc.q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if show(got) != tc.want {
+			t.Errorf("History(%+v) = %s\nwant %s", tc.q, show(got), tc.want)
+		}
+	}
+}

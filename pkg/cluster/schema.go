@@ -40,6 +40,8 @@ CREATE TABLE banwatch_changes (
 CREATE INDEX banwatch_changes_ban_end ON banwatch_changes (end_at) WHERE kind = 'ban';
 -- Active's look-up of a later unban; history by prefix.
 CREATE INDEX banwatch_changes_key ON banwatch_changes (prefix, jail, seq);
+-- History, newest first.
+CREATE INDEX banwatch_changes_ban_at ON banwatch_changes (at) WHERE kind = 'ban';
 `,
 }
 

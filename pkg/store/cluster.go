@@ -237,6 +237,7 @@ func (s *Store) ApplyRemote(ctx context.Context, changes []Remote, cursor int64,
 	endActive := tx.StmtContext(ctx, s.endActive)
 	insBan := tx.StmtContext(ctx, s.insertBan)
 	insEv := tx.StmtContext(ctx, s.insertEvidence)
+	activeEnd := tx.StmtContext(ctx, s.activeEnd)
 	for _, c := range changes {
 		switch {
 		case c.Ban != nil:
@@ -247,8 +248,7 @@ func (s *Store) ApplyRemote(ctx context.Context, changes []Remote, cursor int64,
 			}
 			key := addrKey(b.Prefix.Addr())
 			var end int64
-			err := tx.QueryRowContext(ctx, `SELECT end_ns FROM bans WHERE addr = ? AND bits = ? AND jail = ? AND ended = ''`,
-				key, b.Prefix.Bits(), b.Jail).Scan(&end)
+			err := activeEnd.QueryRowContext(ctx, key, b.Prefix.Bits(), b.Jail).Scan(&end)
 			switch {
 			case err == nil && end >= toNS(b.End.Add(-sameBan)):
 				continue

@@ -83,6 +83,7 @@ type Store struct {
 	insertBan      *sql.Stmt // on w
 	insertEvidence *sql.Stmt // on w
 	insertOutbox   *sql.Stmt // on w: a change for the cluster
+	activeEnd      *sql.Stmt // on w: the end of the active ban of a prefix in a jail
 	strikeLines    *sql.Stmt // on w: a ban's evidence from its strikes
 	expireChunk    *sql.Stmt // on w
 	countActive    *sql.Stmt // on r
@@ -211,6 +212,7 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
 		{s.w, &s.insertOutbox, `
 INSERT INTO outbox (kind, ban_id, jail, addr, bits, at_ns, by, event, weight) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`},
 		{s.w, &s.insertEvidence, `INSERT INTO evidence (ban_id, lines) VALUES (?, ?)`},
+		{s.w, &s.activeEnd, `SELECT end_ns FROM bans WHERE addr = ? AND bits = ? AND jail = ? AND ended = ''`},
 		// go-sqlite3 clears a statement's bindings after every run, and
 		// SQLite re-prepares a statement whose plan could depend on a
 		// bound value at its next run: a bound LIMIT, and an equality
