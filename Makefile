@@ -8,6 +8,8 @@
 #                test against fail2ban and sshguard, the daemon in a network
 #                namespace, allocations of the hot paths; one table
 #   make bench-go the Go benchmarks of the matching engine on one core
+#   make bench-cluster bans of 3 cluster nodes on one PostgreSQL reaching
+#                the others: p50/p99 (root)
 #   make fuzz    long fuzz runs (FUZZTIME each, default 5m)
 #   make soak    the long reliability run (root, about 65 minutes): every fuzz
 #                target for FUZZTIME, then 50 SIGKILL cycles, a 10-minute
@@ -24,11 +26,14 @@ FUZZTIME  ?= 5m
 # make fail2ban databases: while deps installs it, a policy-rc.d keeps its
 # service from starting (it would ban through nftables), and the service is
 # disabled afterwards. zsh and fish check banctl's completions;
-# systemd-journal-remote writes the journals the journal tests read.
-DEBIAN_PACKAGES ?= nftables iproute2 util-linux gcc libc6-dev postfix dovecot-core swaks libidn12 systemd systemd-journal-remote fail2ban zsh fish
+# systemd-journal-remote writes the journals the journal tests read;
+# postgresql runs the throwaway servers of the cluster tests
+# (internal/pgtest), as the postgres user it creates; the cluster Debian
+# makes is stopped and its service disabled, like fail2ban's.
+DEBIAN_PACKAGES ?= nftables iproute2 util-linux gcc libc6-dev postfix dovecot-core swaks libidn12 systemd systemd-journal-remote fail2ban zsh fish postgresql
 POLICY_RCD = /usr/sbin/policy-rc.d
 
-.PHONY: all build install man deb check deps fmt vet staticcheck test test-all fuzz-smoke fuzz soak soak-short bench bench-go clean
+.PHONY: all build install man deb check deps fmt vet staticcheck test test-all fuzz-smoke fuzz soak soak-short bench bench-cluster bench-go clean
 
 all: build
 
@@ -88,7 +93,7 @@ deps:
 		echo "installing:$$missing"; \
 		rcd=""; \
 		if [ ! -e $(POLICY_RCD) ]; then \
-			printf '#!/bin/sh\n# make deps: fail2ban must not start while it is installed\ncase "$$1" in fail2ban|fail2ban.service) exit 101;; esac\nexit 0\n' >$(POLICY_RCD) && \
+			printf '#!/bin/sh\n# make deps: fail2ban and postgresql must not start while they are installed\ncase "$$1" in fail2ban|fail2ban.service|postgresql|postgresql.service) exit 101;; esac\nexit 0\n' >$(POLICY_RCD) && \
 			chmod 755 $(POLICY_RCD) && rcd=yes; \
 		fi; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; status=$$?; \
@@ -96,6 +101,11 @@ deps:
 		case " $$missing " in *" fail2ban "*) \
 			if [ -d /run/systemd/system ]; then systemctl disable --now fail2ban.service >/dev/null 2>&1; \
 			else update-rc.d fail2ban disable >/dev/null 2>&1; fi;; \
+		esac; \
+		case " $$missing " in *" postgresql "*) \
+			if [ -d /run/systemd/system ]; then systemctl disable --now postgresql.service >/dev/null 2>&1; \
+			else update-rc.d postgresql disable >/dev/null 2>&1; fi; \
+			pg_lsclusters -h 2>/dev/null | while read -r v c rest; do pg_ctlcluster "$$v" "$$c" stop >/dev/null 2>&1; done;; \
 		esac; \
 		exit $$status; \
 	fi
@@ -183,6 +193,11 @@ soak: deps
 
 bench: deps
 	$(GO) run ./bench/report
+
+# Cluster mode: 10,000 bans/s across 3 nodes on one PostgreSQL, and how
+# long each takes to reach the other nodes' kernels (docs/cluster.md).
+bench-cluster: deps
+	$(GO) test -count=1 -run '^TestClusterPropagation$$' -v ./cmd/banwatchd -args -cluster-bench-seconds 5
 
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem -cpu 1 -count 5 ./pkg/offline ./pkg/filter

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -91,6 +92,18 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fmt.Fprintf(w, "banwatchd %s, up %s (since %s)\n", st.Version, roundDur(time.Duration(st.Uptime*float64(time.Second))),
 		st.Started.Format(time.RFC3339))
 	fmt.Fprintf(w, "firewall %s, table inet %s; config %s; state %s\n", st.Firewall, st.Table, st.Config, st.StateDir)
+	if c := st.Cluster; c != nil {
+		conn := "connected"
+		if !c.Connected {
+			conn = "NOT connected (banning locally; changes wait in the store)"
+		}
+		strikes := ""
+		if c.ShareStrikes {
+			strikes = ", strikes shared"
+		}
+		fmt.Fprintf(w, "cluster node %s%s: %s; %d changes waiting to be sent, %d sent and %d received since the start (last change %d)\n",
+			c.Node, strikes, conn, c.Pending, c.Sent, c.Received, c.Cursor)
+	}
 	if st.Skipped > 0 {
 		fmt.Fprintf(w, "lines skipped as too long: %d\n", st.Skipped)
 	}
@@ -161,9 +174,18 @@ func cmdList(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	w := bufio.NewWriterSize(stdout, 64<<10)
 	defer w.Flush()
 	var tw *tabwriter.Writer
-	if !*c.json {
-		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "IP\tJAIL\tSINCE\tUNTIL\tLEFT\tSTRIKES\tREASON\t")
+	// A daemon in cluster mode names the node of every ban: the NODE
+	// column is there when the first ban has one.
+	withNode := false
+	header := func(node bool) {
+		if tw == nil && !*c.json {
+			tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+			withNode = node
+			if node {
+				fmt.Fprint(tw, "NODE\t")
+			}
+			fmt.Fprintln(tw, "IP\tJAIL\tSINCE\tUNTIL\tLEFT\tSTRIKES\tREASON\t")
+		}
 	}
 	t := time.Now()
 	n := 0
@@ -173,10 +195,17 @@ func cmdList(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			w.Write(raw)
 			return w.WriteByte('\n')
 		}
+		if n == 1 {
+			header(b.Node != "")
+		}
+		if withNode {
+			fmt.Fprintf(tw, "%s\t", cmp.Or(b.Node, "-"))
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t\n", b.IP, b.Jail, stamp(b.Since), stamp(b.Until),
 			roundDur(b.Until.Sub(t).Truncate(time.Second)), b.Strikes, b.Reason)
 		return nil
 	})
+	header(false)
 	if tw != nil {
 		tw.Flush()
 	}
@@ -364,7 +393,11 @@ func writeHistoryBan(w io.Writer, b *control.Ban, evidence bool) {
 	if b.Origin == "jail" {
 		strikes = fmt.Sprintf(", %d strikes", b.Strikes)
 	}
-	fmt.Fprintf(w, "%s  %s  %s  %s ban%s: %s; %s\n", stamp(b.Since), b.IP, b.Jail, b.Origin, strikes, b.Reason, how)
+	node := ""
+	if b.Node != "" {
+		node = " on " + b.Node
+	}
+	fmt.Fprintf(w, "%s  %s  %s  %s ban%s%s: %s; %s\n", stamp(b.Since), b.IP, b.Jail, b.Origin, node, strikes, b.Reason, how)
 	if evidence {
 		for _, l := range b.Evidence {
 			fmt.Fprintf(w, "    %s\n", l)

@@ -54,6 +54,9 @@ type Ban struct {
 	EndedAt    *time.Time `json:"ended_at,omitempty"`
 	EndedBy    string     `json:"ended_by,omitempty"`
 	Evidence   []string   `json:"evidence,omitempty"`
+	// Node is the cluster node that made the ban; a daemon in cluster
+	// mode names itself for its own bans, one without leaves it out.
+	Node string `json:"node,omitempty"`
 }
 
 // FromBan converts a stored ban; evidence is included when withEvidence.
@@ -61,7 +64,7 @@ func FromBan(b *ban.Ban, withEvidence bool) Ban {
 	out := Ban{
 		ID: b.ID, IP: ban.IP(b.Prefix), Prefix: b.Prefix.String(), Jail: b.Jail, Origin: b.Origin,
 		Since: b.Start.UTC(), Until: b.End.UTC(), Strikes: b.Strikes, Reason: b.Reason,
-		Ended: b.Ended, EndedBy: b.EndedBy,
+		Ended: b.Ended, EndedBy: b.EndedBy, Node: b.Node,
 	}
 	opt := func(t time.Time) *time.Time {
 		if t.IsZero() {
@@ -168,6 +171,19 @@ type Status struct {
 	Table    string       `json:"table"`
 	Skipped  int64        `json:"lines_skipped"`
 	Jails    []JailStatus `json:"jails"`
+	// Cluster is set in cluster mode.
+	Cluster *ClusterStatus `json:"cluster,omitempty"`
+}
+
+// ClusterStatus is the state of cluster mode in Status.
+type ClusterStatus struct {
+	Node         string `json:"node"`
+	ShareStrikes bool   `json:"share_strikes"`
+	Connected    bool   `json:"connected"` // listening for other nodes' changes
+	Pending      int    `json:"pending"`   // changes waiting to be sent
+	Sent         int64  `json:"sent"`      // changes sent since the start
+	Received     int64  `json:"received"`  // other nodes' changes applied since the start
+	Cursor       int64  `json:"cursor"`    // the number of the last change applied
 }
 
 // JailStatus is one jail in Status.

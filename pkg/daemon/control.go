@@ -138,6 +138,14 @@ func (d *daemon) Status(ctx context.Context) (*control.Status, error) {
 		Config: g.cfg.Dir, StateDir: g.cfg.Daemon.StateDir, Firewall: g.cfg.Daemon.Firewall, Table: g.cfg.Daemon.Table,
 		Skipped: g.skipped.Load(),
 	}
+	if c := d.cluster; c != nil {
+		pending, err := d.store.PendingCount(ctx)
+		if err != nil {
+			return nil, err
+		}
+		st.Cluster = &control.ClusterStatus{Node: c.node, ShareStrikes: c.strike, Connected: c.connected.Load(),
+			Pending: pending, Sent: c.sent.Load(), Received: c.received.Load(), Cursor: c.cursor.Load()}
+	}
 	files := map[string]control.LogStatus{}
 	var live []statser
 	if g.built.Load() {
@@ -205,6 +213,7 @@ func (d *daemon) Active(ctx context.Context, jailName string, p netip.Prefix, fn
 		if jailName != "" && b.Jail != jailName || p.IsValid() && !b.Prefix.Overlaps(p) {
 			continue
 		}
+		d.nameNode(b)
 		if err := fn(b); err != nil {
 			return err
 		}
@@ -221,16 +230,37 @@ func (d *daemon) activeJails(ctx context.Context) map[string]int {
 
 // History implements control.Handler.
 func (d *daemon) History(ctx context.Context, q control.HistoryQuery, fn func(*ban.Ban) error) error {
+	if c := d.cluster; c != nil {
+		// In cluster mode, the cluster's history: every node's bans.
+		bans, err := c.history(ctx, q)
+		if err == nil {
+			for i := range bans {
+				if err := fn(&bans[i]); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		c.log.Warn("the cluster's history cannot be read; showing this node's", "err", err)
+	}
 	bans, err := d.store.History(ctx, store.Query{Prefix: q.Prefix, Jail: q.Jail, Since: q.Since, Limit: q.Limit})
 	if err != nil {
 		return err
 	}
 	for i := range bans {
+		d.nameNode(&bans[i])
 		if err := fn(&bans[i]); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// nameNode names this node as the maker of its own bans in cluster mode.
+func (d *daemon) nameNode(b *ban.Ban) {
+	if d.cluster != nil && b.Node == "" {
+		b.Node = d.cluster.node
+	}
 }
 
 var loopback = jail.NewIgnore()

@@ -32,6 +32,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/banwatch/banwatch/pkg/ban"
 	"github.com/banwatch/banwatch/pkg/config"
 	"github.com/banwatch/banwatch/pkg/control"
 	"github.com/banwatch/banwatch/pkg/firewall"
@@ -107,6 +108,10 @@ func Run(ctx context.Context, opts Options) error {
 	d := &daemon{opts: opts, log: log, store: st, started: now(), reloads: make(chan chan error)}
 	d.metrics = newMetrics(d)
 	d.registerNotifyMetrics()
+	// The cluster's syncer outlives generations, like the control socket
+	// (started before it, which reads d.cluster); [cluster] changes only
+	// with a restart.
+	defer d.startCluster(ctx, cfg.Daemon.Cluster)()
 	ln, err := control.Listen(cfg.Daemon.Socket, socketGID(cfg))
 	if err != nil {
 		return fmt.Errorf("daemon: %w", err)
@@ -138,7 +143,7 @@ func Run(ctx context.Context, opts Options) error {
 		setMemoryLimit(cfg, log)
 		genCtx, cancel := context.WithCancel(ctx)
 		g := &generation{cfg: cfg, log: log, store: st, backend: backend, poll: opts.Poll,
-			ctl: make(chan func(context.Context)), marks: make(chan mark, 64), procOps: make(chan func(context.Context)), probes: make(chan func()), dnsblHits: make(chan dnsblHit, 256),
+			ctl: make(chan func(context.Context)), marks: make(chan mark, 64), procOps: make(chan func(context.Context)), remote: make(chan []ban.Strike, 16), probes: make(chan func()), dnsblHits: make(chan dnsblHit, 256),
 			stopped: make(chan struct{}), metrics: d.metrics, notify: d.notifier(), holdLog: opts.HoldLog}
 		d.mu.Lock()
 		d.cur, d.cancel = g, cancel
@@ -217,6 +222,8 @@ type daemon struct {
 	notify     *notify.Notifier // the webhooks of [notify] (mu)
 	notifyStop func()           // stops notify's Run and waits for it (Run's goroutine only)
 	notifyCnt  notify.Counters  // what every notifier since the start did
+
+	cluster *clusterSync // nil without [cluster]
 }
 
 // notifier returns the running notifier.
@@ -331,6 +338,10 @@ func (d *daemon) reloader(ctx context.Context) {
 			next.Daemon.StateDir, next.Daemon.Firewall, next.Daemon.Table = cfg.Daemon.StateDir, cfg.Daemon.Firewall, cfg.Daemon.Table
 			next.Daemon.Socket, next.Daemon.SocketGroup = cfg.Daemon.Socket, cfg.Daemon.SocketGroup
 			next.Daemon.Metrics = cfg.Daemon.Metrics
+		}
+		if !next.Daemon.Cluster.Equal(&cfg.Daemon.Cluster) {
+			d.log.Warn("[cluster] changes only with a restart; keeping the running one")
+			next.Daemon.Cluster = cfg.Daemon.Cluster
 		}
 		if d.reply != nil {
 			d.reply <- nil // superseded by this newer configuration

@@ -94,6 +94,7 @@ type generation struct {
 	ctl       chan func(context.Context) // control requests, run by the committer
 	marks     chan mark                  // ban marks for the jails, taken by the processor
 	procOps   chan func(context.Context) // work on the jails, run by the processor
+	remote    chan []ban.Strike          // other cluster nodes' strikes (share_strikes), for the processor
 	probes    chan func()                // the watchdog's probes, answered by the committer at once
 	dnsblHits chan dnsblHit              // DNSBL listings, for the processor
 	stopped   chan struct{}              // closed when the generation has ended

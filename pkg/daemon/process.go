@@ -86,6 +86,11 @@ func (g *generation) process(ctx context.Context, lines <-chan []source.Line, ba
 				b.started = now()
 			}
 			g.applyDNSBL(h, b)
+		case ks := <-g.remote:
+			if b.lines == 0 {
+				b.started = now()
+			}
+			g.applyRemoteStrikes(ks, b)
 		case m := <-g.marks:
 			if jr := g.jailRun(m.jail); jr != nil {
 				if m.unmark {
@@ -247,6 +252,29 @@ func (g *generation) match(ctx context.Context, jr *jailRun, l *source.Line, b *
 	g.addBans(jr, b)
 	if out == jail.Counted {
 		g.askDNSBL(ctx, jr, ev.Addr.Unmap(), ev.Time)
+	}
+}
+
+// applyRemoteStrikes counts other nodes' strikes (share_strikes) in the
+// jails, as DNSBL listings are counted: they are stored with the batch
+// (their node named, and a line saying so for evidence), and a window they
+// fill makes a ban here like any other.
+func (g *generation) applyRemoteStrikes(ks []ban.Strike, b *batch) {
+	for i := range ks {
+		k := &ks[i]
+		jr := g.jailRun(k.Jail)
+		if jr == nil {
+			continue
+		}
+		var out jail.Outcome
+		g.decisions, out = jr.jail.AddStrikes(k.Addr, k.Time, k.Kind, k.Weight, g.decisions[:0])
+		if out != jail.Counted && out != jail.Banned {
+			continue
+		}
+		jr.strikes.Add(1)
+		k.Line = "(a strike counted on " + k.Node + ": " + string(k.Kind) + ")"
+		b.strikes = append(b.strikes, *k)
+		g.addBans(jr, b)
 	}
 }
 

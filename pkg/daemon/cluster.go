@@ -1,0 +1,454 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/banwatch/banwatch/pkg/ban"
+	"github.com/banwatch/banwatch/pkg/cluster"
+	"github.com/banwatch/banwatch/pkg/config"
+	"github.com/banwatch/banwatch/pkg/control"
+	"github.com/banwatch/banwatch/pkg/event"
+	"github.com/banwatch/banwatch/pkg/firewall"
+	"github.com/banwatch/banwatch/pkg/store"
+)
+
+// Cluster mode ([cluster] in banwatch.toml): the store's outbox holds what
+// this node decided until PostgreSQL has it; other nodes' bans and unbans
+// are fetched in order and applied here as if an admin had made them, with
+// the node that made them recorded. The syncer runs for the daemon's life,
+// across reloads; PostgreSQL being away never stops the local pipeline.
+
+// clusterFetch is how many changes one fetch or send carries at most.
+const clusterFetch = 10000
+
+// clusterPoll is how often other nodes' changes are fetched without a
+// notification (a lost notification delays a change by at most this).
+const clusterPoll = 5 * time.Second
+
+// clusterSync moves changes between the store and PostgreSQL.
+type clusterSync struct {
+	d      *daemon
+	cfg    config.Cluster
+	node   string
+	strike bool // share_strikes
+	log    *slog.Logger
+
+	source string                         // the store's name in the cluster
+	wake   chan struct{}                  // other nodes appended changes
+	client atomic.Pointer[cluster.Client] // once connected
+
+	connected atomic.Bool
+	sent      atomic.Int64 // changes sent (new to the cluster)
+	received  atomic.Int64 // changes applied from other nodes
+	cursor    atomic.Int64 // the last change applied
+}
+
+// nodeName is cfg's node, or the host name's first label.
+func nodeName(cfg config.Cluster) string {
+	if cfg.Node != "" {
+		return cfg.Node
+	}
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		return "banwatch"
+	}
+	h, _, _ = strings.Cut(h, ".")
+	return h
+}
+
+// startCluster starts the syncer when [cluster] is set; it returns at once
+// (connecting is the syncer's work) and the syncer stops with ctx.
+func (d *daemon) startCluster(ctx context.Context, cfg config.Cluster) (stop func()) {
+	if !cfg.Enabled() {
+		return func() {}
+	}
+	what := store.OutboxBans
+	if cfg.ShareStrikes {
+		what |= store.OutboxStrikes
+	}
+	d.store.SetOutbox(what)
+	c := &clusterSync{d: d, cfg: cfg, node: nodeName(cfg), strike: cfg.ShareStrikes,
+		log: d.log.With("component", "cluster"), wake: make(chan struct{}, 1)}
+	d.cluster = c
+	d.registerClusterMetrics(c)
+	cctx, cancel := context.WithCancel(ctx) // what waits is kept in the outbox
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.run(cctx)
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
+// run connects (again and again until it can), then sends, listens and
+// fetches until ctx is done.
+func (c *clusterSync) run(ctx context.Context) {
+	src, cursor, err := c.d.store.ClusterState(ctx)
+	if err != nil {
+		c.log.Error("cluster mode off: cannot read the store's cluster state", "err", err)
+		return
+	}
+	c.source = src
+	c.cursor.Store(cursor)
+	var client *cluster.Client
+	for delay := time.Second; ; delay = min(delay*2, 10*time.Second) {
+		client, err = cluster.Connect(ctx, cluster.Options{DSN: c.cfg.Postgres, Node: c.node,
+			PasswordFile: c.cfg.PasswordFile, CAFile: c.cfg.CAFile, CertFile: c.cfg.CertFile, KeyFile: c.cfg.KeyFile, Log: c.log})
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		c.log.Warn("cannot reach the cluster's PostgreSQL; banning locally meanwhile", "err", err, "retry_in", delay)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+	}
+	defer client.Close()
+	c.client.Store(client)
+	c.log.Info("cluster connected", "node", c.node, "share_strikes", c.strike, "cursor", cursor)
+
+	errs := make(chan error, 3)
+	go func() { errs <- c.sender(ctx, client) }()
+	go func() {
+		errs <- client.Listen(ctx, func() {
+			select {
+			case c.wake <- struct{}{}:
+			default:
+			}
+		}, c.connected.Store)
+	}()
+	go func() { errs <- c.fetcher(ctx, client) }()
+	for range 3 {
+		<-errs
+	}
+}
+
+// retry waits after a failed exchange with PostgreSQL: false when ctx is
+// done.
+func retry(ctx context.Context, d time.Duration) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(d):
+		return true
+	}
+}
+
+// sender sends the outbox to PostgreSQL every cfg.Batch.
+func (c *clusterSync) sender(ctx context.Context, client *cluster.Client) error {
+	failing := false
+	for {
+		n, err := c.sendOnce(ctx, client)
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case err != nil:
+			if !failing {
+				c.log.Warn("sending to the cluster failed; the changes wait in the store", "err", err)
+				failing = true
+			}
+			if !retry(ctx, time.Second) {
+				return nil
+			}
+			continue
+		case failing:
+			c.log.Info("sending to the cluster works again")
+			failing = false
+		}
+		if n == clusterFetch {
+			continue // more waiting
+		}
+		if !retry(ctx, c.cfg.Batch) {
+			return nil
+		}
+	}
+}
+
+// sendOnce sends the outbox's first changes and removes them from it.
+func (c *clusterSync) sendOnce(ctx context.Context, client *cluster.Client) (int, error) {
+	pending, err := c.d.store.Pending(ctx, clusterFetch)
+	if err != nil || len(pending) == 0 {
+		return 0, err
+	}
+	changes := make([]cluster.Change, 0, len(pending))
+	for _, p := range pending {
+		ch := cluster.Change{Node: c.node, Source: c.source, NodeSeq: p.Seq, Kind: cluster.Kind(p.Kind)}
+		switch p.Kind {
+		case "ban":
+			b := &p.Ban
+			if b.ID == 0 {
+				continue // pruned before it was sent
+			}
+			ch.Jail, ch.Prefix, ch.At, ch.End = b.Jail, b.Prefix, b.Start, b.End
+			ch.Origin, ch.Reason, ch.Strikes = b.Origin, b.Reason, b.Strikes
+			ch.FirstEvent, ch.LastEvent, ch.Evidence = b.FirstEvent, b.LastEvent, b.Evidence
+		case "unban":
+			ch.Jail, ch.Prefix, ch.At, ch.By = p.Ban.Jail, p.Ban.Prefix, p.Ban.EndedAt, p.Ban.EndedBy
+		case "strike":
+			k := &p.Strike
+			ch.Jail, ch.Prefix, ch.At, ch.Event, ch.Weight = k.Jail, ban.PrefixOf(k.Addr), k.Time, string(k.Kind), k.Weight
+		}
+		changes = append(changes, ch)
+	}
+	tRead := time.Now()
+	added, err := client.Append(ctx, changes)
+	c.log.Debug("cluster changes sent", "changes", len(changes), "append", time.Since(tRead))
+	if err != nil {
+		return 0, err
+	}
+	c.sent.Add(int64(added))
+	if err := c.d.store.Sent(ctx, pending[len(pending)-1].Seq); err != nil {
+		return 0, err
+	}
+	return len(pending), nil
+}
+
+// fetcher applies other nodes' changes when woken, and every clusterPoll.
+func (c *clusterSync) fetcher(ctx context.Context, client *cluster.Client) error {
+	if c.cursor.Load() == 0 {
+		// A node new to the cluster starts with its active bans.
+		for {
+			err := c.loadActive(ctx, client)
+			if err == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				return nil
+			}
+			c.log.Warn("loading the cluster's active bans failed", "err", err)
+			if !retry(ctx, time.Second) {
+				return nil
+			}
+		}
+	}
+	tick := time.NewTicker(clusterPoll)
+	defer tick.Stop()
+	failing := false
+	for {
+		n, err := c.fetchOnce(ctx, client)
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case err != nil:
+			if !failing {
+				c.log.Warn("fetching from the cluster failed", "err", err)
+				failing = true
+			}
+			if !retry(ctx, time.Second) {
+				return nil
+			}
+			continue
+		case failing:
+			c.log.Info("fetching from the cluster works again")
+			failing = false
+		}
+		if n == clusterFetch {
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-c.wake:
+		case <-tick.C:
+		}
+	}
+}
+
+// loadActive applies the cluster's active bans (a node's first start).
+func (c *clusterSync) loadActive(ctx context.Context, client *cluster.Client) error {
+	changes, last, err := client.Active(ctx, now())
+	if err != nil {
+		return err
+	}
+	if err := c.apply(ctx, changes, last); err != nil {
+		return err
+	}
+	c.log.Info("cluster's active bans loaded", "bans", len(changes), "cursor", last)
+	return nil
+}
+
+// fetchOnce applies the next changes of other nodes.
+func (c *clusterSync) fetchOnce(ctx context.Context, client *cluster.Client) (int, error) {
+	changes, err := client.Since(ctx, c.cursor.Load(), clusterFetch, c.strike)
+	if err != nil || len(changes) == 0 {
+		return 0, err
+	}
+	return len(changes), c.apply(ctx, changes, changes[len(changes)-1].Seq)
+}
+
+// apply stores changes and cursor in one transaction, on the committer
+// (which owns the firewall), then installs the bans it stored and lifts
+// the ones unbanned, and tells the jails.
+func (c *clusterSync) apply(ctx context.Context, changes []cluster.Change, cursor int64) error {
+	remote := make([]store.Remote, 0, len(changes))
+	var strikes []ban.Strike
+	for i := range changes {
+		ch := &changes[i]
+		switch ch.Kind {
+		case cluster.KindStrike:
+			if c.strike && ch.Prefix.IsSingleIP() {
+				strikes = append(strikes, ban.Strike{Jail: ch.Jail, Addr: ch.Prefix.Addr(), Time: ch.At,
+					Kind: event.Kind(ch.Event), Weight: ch.Weight, Node: ch.Node})
+			}
+		case cluster.KindBan:
+			remote = append(remote, store.Remote{Ban: &ban.Ban{Prefix: ch.Prefix, Jail: ch.Jail, Origin: ch.Origin,
+				Start: ch.At, End: ch.End, Strikes: ch.Strikes, Reason: ch.Reason, FirstEvent: ch.FirstEvent,
+				LastEvent: ch.LastEvent, Evidence: ch.Evidence, Node: ch.Node}})
+		case cluster.KindUnban:
+			remote = append(remote, store.Remote{Unban: &store.RemoteUnban{Node: ch.Node, Jail: ch.Jail, Prefix: ch.Prefix, At: ch.At, By: ch.By}})
+		}
+	}
+	var applied store.Applied
+	t0 := time.Now()
+	var tIn, tStored, tKernel time.Time
+	err := c.d.withGen(ctx, func(g *generation, bg context.Context) error {
+		tIn = time.Now()
+		t := now()
+		var err error
+		if applied, err = c.d.store.ApplyRemote(bg, remote, cursor, t); err != nil {
+			return err
+		}
+		bans := make([]ban.Ban, len(applied.Added))
+		for i, b := range applied.Added {
+			bans[i] = *b
+		}
+		entries, _ := g.entries(bans, t)
+		tStored = time.Now()
+		defer func() { tKernel = time.Now() }()
+		if err := g.backend.Add(bg, entries); err != nil {
+			g.log.Error("adding the cluster's bans to the firewall failed; repairing from the store", "err", err)
+			g.reconcile(bg, &rateLog{log: g.log, count: g.countError})
+		}
+		// Logged once in the kernel (bench: the time of the line is when
+		// the ban took effect here).
+		for _, b := range applied.Added {
+			g.log.Info("ban", "jail", b.Jail, "ip", ban.IP(b.Prefix), "node", b.Node, "reason", b.Reason,
+				"until", b.End.UTC().Format(time.RFC3339))
+		}
+		var removes []firewall.Entry
+		for _, b := range applied.Ended {
+			if g.knownJail(b.Jail) {
+				removes = append(removes, firewall.Entry{Jail: b.Jail, Prefix: b.Prefix})
+			}
+			g.log.Info("unban", "jail", b.Jail, "ip", ban.IP(b.Prefix), "by", b.EndedBy)
+		}
+		if err := g.backend.Remove(bg, removes); err != nil {
+			g.log.Error("removing bans from the firewall failed; repairing from the store", "err", err)
+			g.reconcile(bg, &rateLog{log: g.log, count: g.countError})
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	c.cursor.Store(cursor)
+	c.received.Add(int64(len(changes)))
+	c.log.Debug("cluster changes applied", "changes", len(changes), "wait_committer", tIn.Sub(t0), "store", tStored.Sub(tIn), "kernel_and_log", tKernel.Sub(tStored))
+	if len(strikes) > 0 {
+		// The processor counts them and stores them with its next batch.
+		// Strikes lost to a crash before that are not fetched again:
+		// the cursor has moved on (bans, which matter more, are stored
+		// with it).
+		g := c.d.current()
+		select {
+		case g.remote <- strikes:
+		case <-g.stopped:
+			c.log.Warn("strikes from other nodes not counted: the pipeline was restarting", "strikes", len(strikes))
+		case <-ctx.Done():
+		}
+	}
+	if len(applied.Added) == 0 && len(applied.Ended) == 0 {
+		return nil
+	}
+	// The jails learn of the bans, so that they stop counting strikes of
+	// those addresses (and count them again after an unban).
+	err = c.d.inProcessor(ctx, func(g *generation) {
+		for _, b := range applied.Added {
+			if jr := g.jailRun(b.Jail); jr != nil {
+				jr.jail.MarkBanned(b.Prefix, b.End)
+			}
+		}
+		for _, b := range applied.Ended {
+			if jr := g.jailRun(b.Jail); jr != nil {
+				jr.jail.Unmark(b.Prefix)
+			}
+		}
+	})
+	if err != nil && !errors.Is(err, context.Canceled) {
+		c.log.Warn("the jails were not told of the cluster's bans", "err", err)
+	}
+	return nil
+}
+
+// registerClusterMetrics exposes the syncer's state.
+func (d *daemon) registerClusterMetrics(c *clusterSync) {
+	reg := d.metrics.reg
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "banwatch_cluster_connected",
+		Help: "1 while the node listens for the other cluster nodes' changes, else 0."},
+		func() float64 {
+			if c.connected.Load() {
+				return 1
+			}
+			return 0
+		}))
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "banwatch_cluster_sent_total",
+		Help: "Changes (bans, unbans, strikes) this node sent that the cluster did not have yet."},
+		func() float64 { return float64(c.sent.Load()) }))
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "banwatch_cluster_received_total",
+		Help: "Other nodes' changes this node applied."},
+		func() float64 { return float64(c.received.Load()) }))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "banwatch_cluster_pending",
+		Help: "Changes waiting in the store to be sent to the cluster."},
+		func() float64 {
+			n, err := d.store.PendingCount(context.Background())
+			if err != nil {
+				return -1
+			}
+			return float64(n)
+		}))
+}
+
+// history reads the cluster's history of bans (every node's), as bans of
+// the store: an unbanned one ended by the unban, one past its end expired.
+func (c *clusterSync) history(ctx context.Context, q control.HistoryQuery) ([]ban.Ban, error) {
+	client := c.client.Load()
+	if client == nil {
+		return nil, errors.New("cluster: not connected")
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	got, err := client.History(ctx, cluster.HistoryQuery{Prefix: q.Prefix, Jail: q.Jail, Since: q.Since, Limit: q.Limit})
+	if err != nil {
+		return nil, err
+	}
+	t := now()
+	out := make([]ban.Ban, len(got))
+	for i := range got {
+		g := &got[i]
+		b := ban.Ban{Prefix: g.Prefix, Jail: g.Jail, Origin: g.Origin, Start: g.At, End: g.End, Strikes: g.Strikes,
+			Reason: g.Reason, FirstEvent: g.FirstEvent, LastEvent: g.LastEvent, Evidence: g.Evidence, Node: g.Node}
+		switch {
+		case g.Unbanned != nil:
+			b.Ended, b.EndedAt, b.EndedBy = ban.EndUnbanned, g.Unbanned.At, g.Unbanned.By+" on "+g.Unbanned.Node
+		case !b.End.After(t):
+			b.Ended, b.EndedAt = ban.EndExpired, b.End
+		}
+		out[i] = b
+	}
+	return out, nil
+}
