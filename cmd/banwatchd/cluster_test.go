@@ -41,6 +41,17 @@ func waitLogged(t *testing.T, d *daemonProc, s string, within time.Duration) {
 		func() string { return fmt.Sprintf("%q not logged:\n%s", s, tail(d.log(), 30)) })
 }
 
+// holdsAll reports whether e's kernel bans every one of addrs.
+func holdsAll(e *env, addrs []string) bool {
+	els := e.setElements(v4set)
+	for _, ip := range addrs {
+		if _, ok := els[ip]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
 // storeCount runs a count query on a node's database.
 func storeCount(t *testing.T, e *env, q string) int {
 	t.Helper()
@@ -122,27 +133,11 @@ func TestCluster(t *testing.T) {
 		lines = append(lines, failures(ip, 5)...)
 	}
 	a.appendLines(lines...)
-	waitFor(t, 10*time.Second, func() bool {
-		els := a.setElements(v4set)
-		for _, ip := range addrs {
-			if _, ok := els[ip]; !ok {
-				return false
-			}
-		}
-		return true
-	}, func() string { return "A's own bans while PostgreSQL is down:\n" + tail(da.log(), 20) })
+	waitFor(t, 10*time.Second, func() bool { return holdsAll(a, addrs) }, func() string { return "A's own bans while PostgreSQL is down:\n" + tail(da.log(), 20) })
 	t.Logf("A banned the 100 addresses %v after PostgreSQL stopped", time.Since(outage).Round(time.Millisecond))
 	time.Sleep(30*time.Second - time.Since(outage))
 	srv.Restart(t)
-	took = waitFor(t, 30*time.Second, func() bool {
-		els := b.setElements(v4set)
-		for _, ip := range addrs {
-			if _, ok := els[ip]; !ok {
-				return false
-			}
-		}
-		return true
-	}, func() string { return "B's copies of A's bans after PostgreSQL came back:\n" + tail(db.log(), 20) })
+	took = waitFor(t, 30*time.Second, func() bool { return holdsAll(b, addrs) }, func() string { return "B's copies of A's bans after PostgreSQL came back:\n" + tail(db.log(), 20) })
 	t.Logf("CLUSTER outage: B had all 100 bans %v after PostgreSQL came back", took.Round(time.Millisecond))
 	// Nothing twice: in PostgreSQL, in B's store.
 	if got := strings.TrimSpace(srv.Psql(t, "SELECT count(*) FROM banwatch_changes WHERE kind = 'ban' AND node = 'mx1' AND prefix << '10.1.0.0/16'")); got != "100" {
@@ -168,14 +163,8 @@ func TestCluster(t *testing.T) {
 	dc := c.start()
 	waitLogged(t, dc, `msg="cluster's active bans loaded"`, 15*time.Second)
 	waitFor(t, 10*time.Second, func() bool {
-		els := c.setElements(v4set)
-		for _, ip := range append(addrs, "203.0.113.50", "198.51.100.77") {
-			if _, ok := els[ip]; !ok {
-				return false
-			}
-		}
-		_, unbanned := els["203.0.113.7"]
-		return !unbanned
+		_, unbanned := c.setElements(v4set)["203.0.113.7"]
+		return holdsAll(c, append(addrs, "203.0.113.50", "198.51.100.77")) && !unbanned
 	}, func() string { return "the new node's bans:\n" + tail(dc.log(), 20) })
 }
 

@@ -364,32 +364,42 @@ func scanChanges(rows pgx.Rows) ([]Change, error) {
 	defer rows.Close()
 	var out []Change
 	for rows.Next() {
-		var ch Change
-		var kind string
-		var end, first, last *time.Time
-		var evidence []byte
-		if err := rows.Scan(&ch.Seq, &ch.Node, &ch.Source, &ch.NodeSeq, &kind, &ch.Jail, &ch.Prefix, &ch.At, &end,
-			&ch.Origin, &ch.Reason, &ch.Strikes, &first, &last, &evidence, &ch.By, &ch.Event, &ch.Weight); err != nil {
+		ch, err := scanChange(rows)
+		if err != nil {
 			return nil, err
-		}
-		ch.Kind = Kind(kind)
-		ch.At = ch.At.UTC()
-		for _, p := range []struct {
-			src *time.Time
-			dst *time.Time
-		}{{end, &ch.End}, {first, &ch.FirstEvent}, {last, &ch.LastEvent}} {
-			if p.src != nil {
-				*p.dst = p.src.UTC()
-			}
-		}
-		if len(evidence) > 0 {
-			if err := json.Unmarshal(evidence, &ch.Evidence); err != nil {
-				return nil, fmt.Errorf("change %d: evidence: %w", ch.Seq, err)
-			}
 		}
 		out = append(out, ch)
 	}
 	return out, rows.Err()
+}
+
+// scanChange reads the current row: changeCols, then into extra.
+func scanChange(rows pgx.Rows, extra ...any) (Change, error) {
+	var ch Change
+	var kind string
+	var end, first, last *time.Time
+	var evidence []byte
+	dest := append([]any{&ch.Seq, &ch.Node, &ch.Source, &ch.NodeSeq, &kind, &ch.Jail, &ch.Prefix, &ch.At, &end,
+		&ch.Origin, &ch.Reason, &ch.Strikes, &first, &last, &evidence, &ch.By, &ch.Event, &ch.Weight}, extra...)
+	if err := rows.Scan(dest...); err != nil {
+		return ch, err
+	}
+	ch.Kind = Kind(kind)
+	ch.At = ch.At.UTC()
+	for _, p := range []struct {
+		src *time.Time
+		dst *time.Time
+	}{{end, &ch.End}, {first, &ch.FirstEvent}, {last, &ch.LastEvent}} {
+		if p.src != nil {
+			*p.dst = p.src.UTC()
+		}
+	}
+	if len(evidence) > 0 {
+		if err := json.Unmarshal(evidence, &ch.Evidence); err != nil {
+			return ch, fmt.Errorf("change %d: evidence: %w", ch.Seq, err)
+		}
+	}
+	return ch, nil
 }
 
 // Listen calls wake after each change another node appends, until ctx is
@@ -499,34 +509,14 @@ WHERE `+strings.Join(where, " AND ")+` ORDER BY b.at DESC, b.seq DESC`+limit, ar
 	defer rows.Close()
 	var out []Ban
 	for rows.Next() {
-		var b Ban
-		var kind string
-		var end, first, last *time.Time
-		var evidence []byte
 		var useq *int64
 		var unode, uby *string
 		var uat *time.Time
-		if err := rows.Scan(&b.Seq, &b.Node, &b.Source, &b.NodeSeq, &kind, &b.Jail, &b.Prefix, &b.At, &end,
-			&b.Origin, &b.Reason, &b.Strikes, &first, &last, &evidence, &b.By, &b.Event, &b.Weight,
-			&useq, &unode, &uat, &uby); err != nil {
+		ch, err := scanChange(rows, &useq, &unode, &uat, &uby)
+		if err != nil {
 			return nil, fmt.Errorf("cluster: history: %w", err)
 		}
-		b.Kind = Kind(kind)
-		b.At = b.At.UTC()
-		if end != nil {
-			b.End = end.UTC()
-		}
-		if first != nil {
-			b.FirstEvent = first.UTC()
-		}
-		if last != nil {
-			b.LastEvent = last.UTC()
-		}
-		if len(evidence) > 0 {
-			if err := json.Unmarshal(evidence, &b.Evidence); err != nil {
-				return nil, fmt.Errorf("cluster: history: change %d: evidence: %w", b.Seq, err)
-			}
-		}
+		b := Ban{Change: ch}
 		if useq != nil {
 			b.Unbanned = &Change{Seq: *useq, Node: *unode, Kind: KindUnban, Jail: b.Jail, Prefix: b.Prefix, At: uat.UTC(), By: *uby}
 		}

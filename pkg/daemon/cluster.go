@@ -151,30 +151,37 @@ func retry(ctx context.Context, d time.Duration) bool {
 
 // sender sends the outbox to PostgreSQL every cfg.Batch.
 func (c *clusterSync) sender(ctx context.Context, client *cluster.Client) error {
+	c.repeat(ctx, "sending to the cluster", "the changes wait in the store",
+		func() (int, error) { return c.sendOnce(ctx, client) },
+		func() bool { return retry(ctx, c.cfg.Batch) })
+	return nil
+}
+
+// repeat calls once until ctx is done: again at once when it did a full
+// load (clusterFetch), after a second when it failed (logged once until
+// it works again), else after wait (false: stop).
+func (c *clusterSync) repeat(ctx context.Context, what, meanwhile string, once func() (int, error), wait func() bool) {
 	failing := false
 	for {
-		n, err := c.sendOnce(ctx, client)
+		n, err := once()
 		switch {
 		case ctx.Err() != nil:
-			return nil
+			return
 		case err != nil:
 			if !failing {
-				c.log.Warn("sending to the cluster failed; the changes wait in the store", "err", err)
+				c.log.Warn(what+" failed; "+meanwhile, "err", err)
 				failing = true
 			}
 			if !retry(ctx, time.Second) {
-				return nil
+				return
 			}
 			continue
 		case failing:
-			c.log.Info("sending to the cluster works again")
+			c.log.Info(what + " works again")
 			failing = false
 		}
-		if n == clusterFetch {
-			continue // more waiting
-		}
-		if !retry(ctx, c.cfg.Batch) {
-			return nil
+		if n < clusterFetch && !wait() {
+			return
 		}
 	}
 }
@@ -238,35 +245,18 @@ func (c *clusterSync) fetcher(ctx context.Context, client *cluster.Client) error
 	}
 	tick := time.NewTicker(clusterPoll)
 	defer tick.Stop()
-	failing := false
-	for {
-		n, err := c.fetchOnce(ctx, client)
-		switch {
-		case ctx.Err() != nil:
-			return nil
-		case err != nil:
-			if !failing {
-				c.log.Warn("fetching from the cluster failed", "err", err)
-				failing = true
+	c.repeat(ctx, "fetching from the cluster", "other nodes' changes wait there",
+		func() (int, error) { return c.fetchOnce(ctx, client) },
+		func() bool {
+			select {
+			case <-ctx.Done():
+				return false
+			case <-c.wake:
+			case <-tick.C:
 			}
-			if !retry(ctx, time.Second) {
-				return nil
-			}
-			continue
-		case failing:
-			c.log.Info("fetching from the cluster works again")
-			failing = false
-		}
-		if n == clusterFetch {
-			continue
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-c.wake:
-		case <-tick.C:
-		}
-	}
+			return true
+		})
+	return nil
 }
 
 // loadActive applies the cluster's active bans (a node's first start).
