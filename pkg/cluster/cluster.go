@@ -321,6 +321,18 @@ WHERE seq > $1 AND node <> $2 AND kind = ANY($3) ORDER BY seq LIMIT $4`, seq, c.
 	return out, nil
 }
 
+// LastSent returns the largest number this node's store source gave a
+// change the cluster holds (0 if none): a store restored from a backup
+// must number its next changes above it.
+func (c *Client) LastSent(ctx context.Context, source string) (int64, error) {
+	var seq int64
+	if err := c.pool.QueryRow(ctx, `SELECT coalesce(max(node_seq), 0) FROM banwatch_changes WHERE node = $1 AND source = $2`,
+		c.node, source).Scan(&seq); err != nil {
+		return 0, fmt.Errorf("cluster: last sent: %w", err)
+	}
+	return seq, nil
+}
+
 // Last returns the number of the last change stored (0 if none).
 func (c *Client) Last(ctx context.Context) (int64, error) {
 	var seq int64

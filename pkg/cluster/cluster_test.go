@@ -95,6 +95,12 @@ func TestAppendSinceActive(t *testing.T) {
 	if n, err := a.Append(ctx, batch[:3]); err != nil || n != 0 {
 		t.Fatalf("Append again = %d, %v; want 0 new", n, err)
 	}
+	if last, err := a.LastSent(ctx, "s1"); err != nil || last != 5 {
+		t.Errorf("LastSent(s1) = %d, %v; want 5", last, err)
+	}
+	if last, err := b.LastSent(ctx, "s1"); err != nil || last != 0 {
+		t.Errorf("LastSent(s1) on mx2 = %d, %v; want 0 (mx1's numbers)", last, err)
+	}
 	// The same numbers from a new store (another source) are new.
 	if n, err := a.Append(ctx, []Change{banChange("s2", 1, "198.51.100.1", now, time.Hour)}); err != nil || n != 1 {
 		t.Fatalf("Append from a new source = %d, %v; want 1", n, err)

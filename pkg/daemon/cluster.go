@@ -119,6 +119,23 @@ func (c *clusterSync) run(ctx context.Context) {
 		}
 	}
 	defer client.Close()
+	// A store restored from a backup numbers its changes from where the
+	// backup was: move its outbox past what the cluster already has, or
+	// its next changes would be dropped as sent twice. Until that is
+	// done nothing is sent (the sender starts after).
+	for {
+		last, err := client.LastSent(ctx, c.source)
+		if err == nil {
+			err = c.d.store.OutboxAfter(ctx, last)
+		}
+		if err == nil {
+			break
+		}
+		c.log.Warn("cannot read what the cluster has of this node's changes", "err", err)
+		if !retry(ctx, time.Second) {
+			return
+		}
+	}
 	c.client.Store(client)
 	c.log.Info("cluster connected", "node", c.node, "share_strikes", c.strike, "cursor", cursor)
 
