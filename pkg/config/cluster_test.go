@@ -69,13 +69,7 @@ func TestClusterInvalid(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.err, func(t *testing.T) {
-			_, err := loadBanwatchTOML(t, c.doc)
-			if err == nil {
-				t.Fatalf("%q accepted; want %q", c.doc, c.err)
-			}
-			if !strings.Contains(err.Error(), c.err) {
-				t.Errorf("%q:\n  got  %s\n  want %s", c.doc, err, c.err)
-			}
+			err := expectRefused(t, c.doc, c.err)
 			if strings.Contains(err.Error(), secret) {
 				t.Errorf("%q: the error shows the password: %s", c.doc, err)
 			}

@@ -10,6 +10,20 @@ import (
 
 // loadBanwatchTOML loads a configuration directory holding doc as
 // banwatch.toml, with errors' paths made relative to it.
+// expectRefused loads doc as banwatch.toml and checks that it is refused
+// with an error holding want; it returns the error.
+func expectRefused(t *testing.T, doc, want string) error {
+	t.Helper()
+	_, err := loadBanwatchTOML(t, doc)
+	if err == nil {
+		t.Fatalf("%q accepted; want %q", doc, want)
+	}
+	if !strings.Contains(err.Error(), want) {
+		t.Errorf("%q:\n  got  %s\n  want %s", doc, err, want)
+	}
+	return err
+}
+
 func loadBanwatchTOML(t *testing.T, doc string) (*Config, error) {
 	t.Helper()
 	dir := t.TempDir()
@@ -49,13 +63,7 @@ func TestNotifyInvalid(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.err, func(t *testing.T) {
-			_, err := loadBanwatchTOML(t, c.doc)
-			if err == nil {
-				t.Fatalf("%q accepted; want %q", c.doc, c.err)
-			}
-			if !strings.Contains(err.Error(), c.err) {
-				t.Errorf("%q:\n  got  %s\n  want %s", c.doc, err, c.err)
-			}
+			expectRefused(t, c.doc, c.err)
 		})
 	}
 }

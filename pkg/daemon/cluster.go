@@ -123,18 +123,14 @@ func (c *clusterSync) run(ctx context.Context) {
 	// backup was: move its outbox past what the cluster already has, or
 	// its next changes would be dropped as sent twice. Until that is
 	// done nothing is sent (the sender starts after).
-	for {
+	if !c.untilDone(ctx, "reading what the cluster has of this node's changes", func() error {
 		last, err := client.LastSent(ctx, c.source)
-		if err == nil {
-			err = c.d.store.OutboxAfter(ctx, last)
+		if err != nil {
+			return err
 		}
-		if err == nil {
-			break
-		}
-		c.log.Warn("cannot read what the cluster has of this node's changes", "err", err)
-		if !retry(ctx, time.Second) {
-			return
-		}
+		return c.d.store.OutboxAfter(ctx, last)
+	}) {
+		return
 	}
 	c.client.Store(client)
 	c.log.Info("cluster connected", "node", c.node, "share_strikes", c.strike, "cursor", cursor)
@@ -152,6 +148,24 @@ func (c *clusterSync) run(ctx context.Context) {
 	go func() { errs <- c.fetcher(ctx, client) }()
 	for range 3 {
 		<-errs
+	}
+}
+
+// untilDone calls fn until it succeeds, a second after each failure
+// (logged); false when ctx ends first.
+func (c *clusterSync) untilDone(ctx context.Context, what string, fn func() error) bool {
+	for {
+		err := fn()
+		if err == nil {
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		c.log.Warn(what+" failed", "err", err)
+		if !retry(ctx, time.Second) {
+			return false
+		}
 	}
 }
 
@@ -244,21 +258,9 @@ func (c *clusterSync) sendOnce(ctx context.Context, client *cluster.Client) (int
 
 // fetcher applies other nodes' changes when woken, and every clusterPoll.
 func (c *clusterSync) fetcher(ctx context.Context, client *cluster.Client) error {
-	if c.cursor.Load() == 0 {
-		// A node new to the cluster starts with its active bans.
-		for {
-			err := c.loadActive(ctx, client)
-			if err == nil {
-				break
-			}
-			if ctx.Err() != nil {
-				return nil
-			}
-			c.log.Warn("loading the cluster's active bans failed", "err", err)
-			if !retry(ctx, time.Second) {
-				return nil
-			}
-		}
+	// A node new to the cluster starts with its active bans.
+	if c.cursor.Load() == 0 && !c.untilDone(ctx, "loading the cluster's active bans", func() error { return c.loadActive(ctx, client) }) {
+		return nil
 	}
 	tick := time.NewTicker(clusterPoll)
 	defer tick.Stop()

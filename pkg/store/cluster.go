@@ -252,14 +252,16 @@ func (s *Store) ApplyRemote(ctx context.Context, changes []Remote, cursor int64,
 			switch {
 			case err == nil && end >= toNS(b.End.Add(-sameBan)):
 				continue
-			case err != nil && err != sql.ErrNoRows:
-				return out, fmt.Errorf("store: apply remote: %w", err)
-			}
-			start := b.Start
-			if start.After(now) {
-				start = now
-			}
-			if _, err := endActive.ExecContext(ctx, toNS(start), key, b.Prefix.Bits(), b.Jail); err != nil {
+			case err == nil:
+				// A shorter active ban: this one replaces it.
+				start := b.Start
+				if start.After(now) {
+					start = now
+				}
+				if _, err := endActive.ExecContext(ctx, toNS(start), key, b.Prefix.Bits(), b.Jail); err != nil {
+					return out, fmt.Errorf("store: apply remote: %w", err)
+				}
+			case err != sql.ErrNoRows:
 				return out, fmt.Errorf("store: apply remote: %w", err)
 			}
 			res, err := insBan.ExecContext(ctx, key, b.Prefix.Bits(), b.Jail, b.Origin, toNS(b.Start), toNS(b.End), b.Strikes,
