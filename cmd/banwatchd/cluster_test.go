@@ -108,6 +108,16 @@ func TestCluster(t *testing.T) {
 		!regexp.MustCompile(`203\.0\.113\.7 +postfix +jail ban on mx1, 5 strikes: .*; unbanned .* by uid 0 \(root\) on mx2`).MatchString(out) {
 		t.Errorf("banctl history on A (%d):\n%s%s", code, out, errOut)
 	}
+	// The ban reached the cluster as A made it, before A's store had its
+	// evidence; the copy A's outbox sends after adds it: banctl show on B
+	// has the five log lines.
+	waitFor(t, 5*time.Second, func() bool {
+		_, out, _ := b.banctl("show", "203.0.113.7")
+		return strings.Count(out, "unknown[203.0.113.7]: SASL LOGIN authentication failed") == 5
+	}, func() string {
+		_, out, errOut := b.banctl("show", "203.0.113.7")
+		return "banctl show on B has not the 5 evidence lines:\n" + out + errOut
+	})
 
 	// Without share_strikes, strikes stay on their node: 2 on A and 2 on
 	// B ban nothing.

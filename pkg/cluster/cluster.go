@@ -227,8 +227,11 @@ const changeCols = `seq, node, source, node_seq, kind, jail, prefix, at, end_at,
 	first_at, last_at, evidence, by_whom, event, weight`
 
 // Append stores changes (this node's, in order) in one transaction and
-// notifies the other nodes. Changes already stored (by Source and NodeSeq)
-// are skipped. It returns how many were new.
+// notifies the other nodes. Changes already stored (by Source and NodeSeq,
+// or a ban by Source, Jail, Prefix and At) are skipped. A change with
+// NodeSeq 0 is a ban sent as it was made, before the store numbered it:
+// stored without a number; its later copy with the number (and evidence)
+// completes it. It returns how many were new.
 func (c *Client) Append(ctx context.Context, changes []Change) (int, error) {
 	if len(changes) == 0 {
 		return 0, nil
@@ -238,10 +241,8 @@ func (c *Client) Append(ctx context.Context, changes []Change) (int, error) {
 		return 0, fmt.Errorf("cluster: append: %w", err)
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(lockAppend)); err != nil {
-		return 0, fmt.Errorf("cluster: append: %w", err)
-	}
 	// One statement for the whole batch: a column an array.
+	changes = oneCopy(changes)
 	n := len(changes)
 	var (
 		sources, kinds, jails, origins, reasons, bys, events = make([]string, n), make([]string, n), make([]string, n),
@@ -271,14 +272,25 @@ func (c *Client) Append(ctx context.Context, changes []Change) (int, error) {
 		ends[i], firsts[i], las[i] = nullTime(ch.End), nullTime(ch.FirstEvent), nullTime(ch.LastEvent)
 		origins[i], reasons[i], strikes[i], bys[i], events[i], weights[i] = ch.Origin, ch.Reason, int32(ch.Strikes), ch.By, ch.Event, int32(ch.Weight)
 	}
+	// The evidence of bans from the outbox (numbered): a ban sent as it
+	// was made had none, and the row it made stays as it is. Written
+	// before the lock, which orders the changes only.
+	if err := c.appendEvidence(ctx, tx, changes); err != nil {
+		return 0, err
+	}
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(lockAppend)); err != nil {
+		return 0, fmt.Errorf("cluster: append: %w", err)
+	}
+	// A ban is one row by node, store, jail, prefix and start; a change
+	// with a number already stored (a batch sent again) is skipped.
 	tag, err := tx.Exec(ctx, `INSERT INTO banwatch_changes (node, source, node_seq, kind, jail, prefix, at, end_at, origin, reason,
 	strikes, first_at, last_at, evidence, by_whom, event, weight)
-SELECT $1, s, q, k, j, p, a, e, o, r, n, f, l, v::jsonb, b, ev, w
+SELECT $1, s, nullif(q, 0), k, j, p, a, e, o, r, n, f, l, v::jsonb, b, ev, w
 FROM unnest($2::text[], $3::bigint[], $4::text[], $5::text[], $6::cidr[], $7::timestamptz[], $8::timestamptz[],
 	$9::text[], $10::text[], $11::int[], $12::timestamptz[], $13::timestamptz[], $14::text[], $15::text[], $16::text[], $17::int[])
-	AS t (s, q, k, j, p, a, e, o, r, n, f, l, v, b, ev, w)
-ORDER BY q
-ON CONFLICT (node, source, node_seq) DO NOTHING`,
+	WITH ORDINALITY AS t (s, q, k, j, p, a, e, o, r, n, f, l, v, b, ev, w, i)
+ORDER BY i
+ON CONFLICT DO NOTHING`,
 		c.node, sources, seqs, kinds, jails, prefixes, ats, ends, origins, reasons, strikes, firsts, las, evidence, bys, events, weights)
 	if err != nil {
 		return 0, fmt.Errorf("cluster: append: %w", err)
@@ -291,6 +303,80 @@ ON CONFLICT (node, source, node_seq) DO NOTHING`,
 		return 0, fmt.Errorf("cluster: append: commit: %w", err)
 	}
 	return added, nil
+}
+
+// appendEvidence stores the evidence of changes' numbered bans that
+// have some, in banwatch_evidence.
+func (c *Client) appendEvidence(ctx context.Context, tx pgx.Tx, changes []Change) error {
+	var sources, jails, lines []string
+	var prefixes []netip.Prefix
+	var ats []time.Time
+	for i := range changes {
+		ch := &changes[i]
+		if ch.Kind != KindBan || ch.NodeSeq == 0 || len(ch.Evidence) == 0 {
+			continue
+		}
+		b, err := json.Marshal(ch.Evidence)
+		if err != nil {
+			return fmt.Errorf("cluster: append: %w", err)
+		}
+		sources, jails, lines = append(sources, ch.Source), append(jails, ch.Jail), append(lines, string(b))
+		prefixes, ats = append(prefixes, ch.Prefix.Masked()), append(ats, ch.At.UTC())
+	}
+	if len(lines) == 0 {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO banwatch_evidence (node, source, jail, prefix, at, lines)
+SELECT $1, s, j, p, a, l::jsonb FROM unnest($2::text[], $3::text[], $4::cidr[], $5::timestamptz[], $6::text[]) AS t (s, j, p, a, l)
+ON CONFLICT DO NOTHING`, c.node, sources, jails, prefixes, ats, lines); err != nil {
+		return fmt.Errorf("cluster: append: evidence: %w", err)
+	}
+	return nil
+}
+
+// banKey is what makes a ban one row in the cluster (PostgreSQL keeps
+// microseconds).
+type banKey struct {
+	source, jail string
+	prefix       netip.Prefix
+	at           int64
+}
+
+// oneCopy drops the copies of a ban that changes holds more than once, as
+// the insert may touch a row once: the first numbered one stays, or the
+// first one when none is numbered.
+func oneCopy(changes []Change) []Change {
+	key := func(ch *Change) banKey {
+		return banKey{ch.Source, ch.Jail, ch.Prefix.Masked(), ch.At.UnixMicro()}
+	}
+	keep := map[banKey]int{} // the copy kept: its index
+	dup := false
+	for i := range changes {
+		ch := &changes[i]
+		if ch.Kind != KindBan {
+			continue
+		}
+		k := key(ch)
+		j, seen := keep[k]
+		switch {
+		case !seen:
+			keep[k] = i
+		case changes[j].NodeSeq == 0 && ch.NodeSeq != 0:
+			keep[k], dup = i, true
+		default:
+			dup = true
+		}
+	}
+	if !dup {
+		return changes
+	}
+	out := make([]Change, 0, len(changes))
+	for i := range changes {
+		if ch := &changes[i]; ch.Kind != KindBan || keep[key(ch)] == i {
+			out = append(out, *ch)
+		}
+	}
+	return out
 }
 
 // nullTime is nil for the zero time, else t in UTC.
@@ -391,12 +477,16 @@ func scanChange(rows pgx.Rows, extra ...any) (Change, error) {
 	var kind string
 	var end, first, last *time.Time
 	var evidence []byte
-	dest := append([]any{&ch.Seq, &ch.Node, &ch.Source, &ch.NodeSeq, &kind, &ch.Jail, &ch.Prefix, &ch.At, &end,
+	var nodeSeq *int64 // NULL for a ban sent as it was made
+	dest := append([]any{&ch.Seq, &ch.Node, &ch.Source, &nodeSeq, &kind, &ch.Jail, &ch.Prefix, &ch.At, &end,
 		&ch.Origin, &ch.Reason, &ch.Strikes, &first, &last, &evidence, &ch.By, &ch.Event, &ch.Weight}, extra...)
 	if err := rows.Scan(dest...); err != nil {
 		return ch, err
 	}
 	ch.Kind = Kind(kind)
+	if nodeSeq != nil {
+		ch.NodeSeq = *nodeSeq
+	}
 	ch.At = ch.At.UTC()
 	for _, p := range []struct {
 		src *time.Time
@@ -510,7 +600,10 @@ func (c *Client) History(ctx context.Context, q HistoryQuery) ([]Ban, error) {
 	}
 	cols := strings.ReplaceAll(changeCols, "\n\t", " ")
 	bcols := "b." + strings.ReplaceAll(cols, ", ", ", b.")
+	// A ban sent as it was made has its evidence apart.
+	bcols = strings.Replace(bcols, "b.evidence", "coalesce(e.lines, b.evidence)", 1)
 	rows, err := c.pool.Query(ctx, `SELECT `+bcols+`, u.seq, u.node, u.at, u.by_whom FROM banwatch_changes b
+LEFT JOIN banwatch_evidence e ON e.node = b.node AND e.source = b.source AND e.jail = b.jail AND e.prefix = b.prefix AND e.at = b.at
 LEFT JOIN LATERAL (SELECT seq, node, at, by_whom FROM banwatch_changes u
 	WHERE u.kind = 'unban' AND u.prefix = b.prefix AND u.jail = b.jail AND u.seq > b.seq AND u.at >= b.at AND u.at < b.end_at
 	ORDER BY u.seq LIMIT 1) u ON true

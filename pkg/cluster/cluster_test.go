@@ -307,3 +307,84 @@ func TestHistory(t *testing.T) {
 		}
 	}
 }
+
+// A node sends its bans as it makes them (NodeSeq 0, no evidence yet) and
+// again from its outbox: the cluster holds one ban, which the other nodes
+// fetch once, and its history has the outbox copy's evidence.
+func TestBanSentTwiceIsOneChange(t *testing.T) {
+	srv := pgtest.Start(t)
+	ctx := context.Background()
+	a, b := connect(t, srv, "mx1"), connect(t, srv, "mx2")
+	now := time.Now().UTC().Truncate(time.Microsecond)
+
+	early := banChange("s1", 0, "192.0.2.1", now, time.Hour)
+	early.Evidence = nil
+	other := banChange("s1", 0, "192.0.2.2", now, time.Hour) // never sent from the outbox
+	other.Evidence = nil
+	if n, err := a.Append(ctx, []Change{early, other}); err != nil || n != 2 {
+		t.Fatalf("Append as made = %d, %v; want 2 new", n, err)
+	}
+	// Sent again as made (a retry): nothing new.
+	if n, err := a.Append(ctx, []Change{early}); err != nil || n != 0 {
+		t.Fatalf("Append as made again = %d, %v; want 0 new", n, err)
+	}
+	got, err := b.Since(ctx, 0, 100, false)
+	if err != nil || len(got) != 2 || got[0].NodeSeq != 0 || len(got[0].Evidence) != 0 {
+		t.Fatalf("Since = %+v, %v; want the 2 bans without number or evidence", got, err)
+	}
+	cursor := got[1].Seq
+
+	// The outbox's copy, numbered and with its evidence, then an unban.
+	late := banChange("s1", 7, "192.0.2.1", now, time.Hour)
+	unban := Change{Source: "s1", NodeSeq: 8, Kind: KindUnban, Jail: "postfix", Prefix: netip.MustParsePrefix("192.0.2.1/32"), At: now.Add(time.Second), By: "uid 0"}
+	if n, err := a.Append(ctx, []Change{late, unban}); err != nil || n != 1 {
+		t.Fatalf("Append from the outbox = %d, %v; want 1 new (the unban)", n, err)
+	}
+	got, err = b.Since(ctx, cursor, 100, false)
+	if err != nil || describe(got) != "mx1 unban 192.0.2.1/32" {
+		t.Fatalf("Since after the outbox = %q, %v; want the unban only", describe(got), err)
+	}
+	if last, err := a.LastSent(ctx, "s1"); err != nil || last != 8 {
+		t.Errorf("LastSent = %d, %v; want 8", last, err)
+	}
+	hist, err := b.History(ctx, HistoryQuery{})
+	if err != nil || len(hist) != 2 {
+		t.Fatalf("History = %d bans, %v; want 2", len(hist), err)
+	}
+	for _, h := range hist {
+		switch h.Prefix.String() {
+		case "192.0.2.1/32":
+			if len(h.Evidence) != 2 || h.Unbanned == nil {
+				t.Errorf("ban sent twice: evidence %q, unbanned %v; want 2 lines, unbanned", h.Evidence, h.Unbanned)
+			}
+		default:
+			if h.NodeSeq != 0 || len(h.Evidence) != 0 {
+				t.Errorf("ban sent as made only: NodeSeq %d, evidence %q; want 0, none", h.NodeSeq, h.Evidence)
+			}
+		}
+	}
+	if got := srv.Psql(t, "SELECT count(*) FROM banwatch_changes WHERE kind = 'ban'"); strings.TrimSpace(got) != "2" {
+		t.Errorf("%s ban rows; want 2", got)
+	}
+}
+
+// Version 2 makes a ban one row by node, store, jail, prefix and start:
+// a version 1 database with such a ban twice keeps the first.
+func TestMigrateFromVersion1(t *testing.T) {
+	srv := pgtest.Start(t)
+	srv.Psql(t, migrations[0]+`
+CREATE TABLE banwatch_schema (version integer NOT NULL);
+INSERT INTO banwatch_schema VALUES (1);
+INSERT INTO banwatch_changes (node, source, node_seq, kind, jail, prefix, at, end_at)
+VALUES ('mx1', 's1', 1, 'ban', 'postfix', '192.0.2.1/32', '2026-11-28 10:00Z', '2026-12-05 10:00Z'),
+       ('mx1', 's1', 2, 'ban', 'postfix', '192.0.2.1/32', '2026-11-28 10:00Z', '2026-12-05 10:00Z'),
+       ('mx1', 's2', 1, 'ban', 'postfix', '192.0.2.1/32', '2026-11-28 10:00Z', '2026-12-05 10:00Z'),
+       ('mx1', 's1', 3, 'unban', 'postfix', '192.0.2.1/32', '2026-11-28 11:00Z', NULL);`)
+	connect(t, srv, "mx1")
+	if got := srv.Psql(t, "SELECT version FROM banwatch_schema"); strings.TrimSpace(got) != fmt.Sprint(SchemaVersion) {
+		t.Errorf("schema version %q, want %d", got, SchemaVersion)
+	}
+	if got := strings.TrimSpace(srv.Psql(t, "SELECT string_agg(source || ':' || node_seq, ' ' ORDER BY seq) FROM banwatch_changes")); got != "s1:1 s2:1 s1:3" {
+		t.Errorf("rows after the migration %q; want s1:1 s2:1 s1:3", got)
+	}
+}

@@ -43,10 +43,32 @@ CREATE INDEX banwatch_changes_key ON banwatch_changes (prefix, jail, seq);
 -- History, newest first.
 CREATE INDEX banwatch_changes_ban_at ON banwatch_changes (at) WHERE kind = 'ban';
 `,
+	// 2: a node sends its bans as it makes them, before its store holds
+	// them (node_seq NULL, no evidence yet), and again from its outbox: a
+	// ban is one row by its node, store, jail, prefix and start, so the
+	// second copy is dropped, and its evidence goes to banwatch_evidence
+	// (kept apart so that the first row is never rewritten). Copies
+	// stored twice before (none should be) keep the first.
+	`
+ALTER TABLE banwatch_changes ALTER COLUMN node_seq DROP NOT NULL;
+DELETE FROM banwatch_changes a USING banwatch_changes b
+WHERE a.kind = 'ban' AND b.kind = 'ban' AND a.node = b.node AND a.source = b.source AND a.jail = b.jail
+	AND a.prefix = b.prefix AND a.at = b.at AND a.seq > b.seq;
+CREATE UNIQUE INDEX banwatch_changes_ban ON banwatch_changes (node, source, jail, prefix, at) WHERE kind = 'ban';
+CREATE TABLE banwatch_evidence (
+	node   text        NOT NULL,
+	source text        NOT NULL,
+	jail   text        NOT NULL,
+	prefix cidr        NOT NULL,
+	at     timestamptz NOT NULL,
+	lines  jsonb       NOT NULL,
+	PRIMARY KEY (node, source, jail, prefix, at)
+);
+`,
 }
 
 // SchemaVersion is the schema version this package writes and reads.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // migrate brings the schema up to SchemaVersion under a session advisory
 // lock, so that nodes starting together apply each migration once. It

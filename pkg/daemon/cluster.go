@@ -26,8 +26,31 @@ import (
 // the node that made them recorded. The syncer runs for the daemon's life,
 // across reloads; PostgreSQL being away never stops the local pipeline.
 
-// clusterFetch is how many changes one fetch or send carries at most.
+// clusterFetch is how many changes one fetch carries at most.
 const clusterFetch = 10000
+
+// clusterSend is how many of the outbox's changes one send carries at
+// most: while a backlog drains, the bans offered meanwhile wait for one
+// such send at most.
+const clusterSend = 2000
+
+// clusterApply is how many of other nodes' bans go to the committer, and
+// to the store, at a time: a store transaction of that many takes some
+// 50-100 ms here.
+const clusterApply = 1000
+
+// remoteBacklog is how many of other nodes' bans may wait for the store
+// (already in the kernel) before the committer takes no more: the fetcher
+// then waits, and the cluster holds them.
+const remoteBacklog = 100_000
+
+// A remoteBatch is a run of other nodes' bans, in the cluster's order, for
+// the committer: into the kernel at once, into the store (with the
+// cursor, when not 0: the number of the last change it covers) behind.
+type remoteBatch struct {
+	bans   []store.Remote
+	cursor int64
+}
 
 // clusterPoll is how often other nodes' changes are fetched without a
 // notification (a lost notification delays a change by at most this).
@@ -41,9 +64,15 @@ type clusterSync struct {
 	strike bool // share_strikes
 	log    *slog.Logger
 
-	source string                         // the store's name in the cluster
-	wake   chan struct{}                  // other nodes appended changes
-	client atomic.Pointer[cluster.Client] // once connected
+	source string        // the store's name in the cluster
+	wake   chan struct{} // other nodes appended changes
+	// fresh carries this node's bans from the committer to the sender as
+	// they reach the kernel, so that the cluster has them before the
+	// store does (the outbox sends them again; see offer). sending is
+	// set while the sender runs.
+	fresh   chan []cluster.Change
+	sending atomic.Bool
+	client  atomic.Pointer[cluster.Client] // once connected
 
 	connected atomic.Bool
 	sent      atomic.Int64 // changes sent (new to the cluster)
@@ -76,7 +105,7 @@ func (d *daemon) startCluster(ctx context.Context, cfg config.Cluster) (stop fun
 	}
 	d.store.SetOutbox(what)
 	c := &clusterSync{d: d, cfg: cfg, node: nodeName(cfg), strike: cfg.ShareStrikes,
-		log: d.log.With("component", "cluster"), wake: make(chan struct{}, 1)}
+		log: d.log.With("component", "cluster"), wake: make(chan struct{}, 1), fresh: make(chan []cluster.Change, 256)}
 	d.cluster = c
 	d.registerClusterMetrics(c)
 	cctx, cancel := context.WithCancel(ctx) // what waits is kept in the outbox
@@ -180,18 +209,49 @@ func retry(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// sender sends the outbox to PostgreSQL every cfg.Batch.
+// offer hands this node's bans, just put into the kernel, to the sender
+// (committer only; it never waits). They are sent with the outbox's next
+// changes, without a number: the store commits them behind the kernel, and
+// the outbox sends them again, numbered and with their evidence, which
+// completes the cluster's copy. Bans the sender cannot take now, or
+// fails to send, go with the outbox only.
+func (c *clusterSync) offer(bans []*ban.Ban) {
+	if !c.sending.Load() {
+		return
+	}
+	changes := make([]cluster.Change, 0, len(bans))
+	for _, b := range bans {
+		if b.Node != "" || b.Installed {
+			continue // another node's, or offered when first installed
+		}
+		changes = append(changes, cluster.Change{Node: c.node, Source: c.source, Kind: cluster.KindBan,
+			Jail: b.Jail, Prefix: b.Prefix.Masked(), At: b.Start, End: b.End, Origin: b.Origin, Reason: b.Reason,
+			Strikes: b.Strikes, FirstEvent: b.FirstEvent, LastEvent: b.LastEvent})
+	}
+	if len(changes) == 0 {
+		return
+	}
+	select {
+	case c.fresh <- changes:
+	default:
+	}
+}
+
+// sender sends the outbox to PostgreSQL every cfg.Batch, and this node's
+// bans as they are made.
 func (c *clusterSync) sender(ctx context.Context, client *cluster.Client) error {
-	c.repeat(ctx, "sending to the cluster", "the changes wait in the store",
+	c.sending.Store(true)
+	defer c.sending.Store(false)
+	c.repeat(ctx, "sending to the cluster", "the changes wait in the store", clusterSend,
 		func() (int, error) { return c.sendOnce(ctx, client) },
 		func() bool { return retry(ctx, c.cfg.Batch) })
 	return nil
 }
 
 // repeat calls once until ctx is done: again at once when it did a full
-// load (clusterFetch), after a second when it failed (logged once until
+// load (full), after a second when it failed (logged once until
 // it works again), else after wait (false: stop).
-func (c *clusterSync) repeat(ctx context.Context, what, meanwhile string, once func() (int, error), wait func() bool) {
+func (c *clusterSync) repeat(ctx context.Context, what, meanwhile string, full int, once func() (int, error), wait func() bool) {
 	failing := false
 	for {
 		n, err := once()
@@ -211,19 +271,29 @@ func (c *clusterSync) repeat(ctx context.Context, what, meanwhile string, once f
 			c.log.Info(what + " works again")
 			failing = false
 		}
-		if n < clusterFetch && !wait() {
+		if n < full && !wait() {
 			return
 		}
 	}
 }
 
-// sendOnce sends the outbox's first changes and removes them from it.
+// sendOnce sends the bans offered since the last time, and the outbox's
+// first changes, which it then removes from the outbox. The offered bans
+// go first, unless the outbox holds an unban: that came before them, and
+// the other nodes must apply the two in that order.
 func (c *clusterSync) sendOnce(ctx context.Context, client *cluster.Client) (int, error) {
-	pending, err := c.d.store.Pending(ctx, clusterFetch)
-	if err != nil || len(pending) == 0 {
-		return 0, err
+	var fresh []cluster.Change
+	for more := true; more && len(fresh) < clusterFetch; {
+		select {
+		case f := <-c.fresh:
+			fresh = append(fresh, f...)
+		default:
+			more = false
+		}
 	}
-	changes := make([]cluster.Change, 0, len(pending))
+	pending, perr := c.d.store.Pending(ctx, clusterSend)
+	outbox := make([]cluster.Change, 0, len(pending))
+	unban := false
 	for _, p := range pending {
 		ch := cluster.Change{Node: c.node, Source: c.source, NodeSeq: p.Seq, Kind: cluster.Kind(p.Kind)}
 		switch p.Kind {
@@ -237,19 +307,33 @@ func (c *clusterSync) sendOnce(ctx context.Context, client *cluster.Client) (int
 			ch.FirstEvent, ch.LastEvent, ch.Evidence = b.FirstEvent, b.LastEvent, b.Evidence
 		case "unban":
 			ch.Jail, ch.Prefix, ch.At, ch.By = p.Ban.Jail, p.Ban.Prefix, p.Ban.EndedAt, p.Ban.EndedBy
+			unban = true
 		case "strike":
 			k := &p.Strike
 			ch.Jail, ch.Prefix, ch.At, ch.Event, ch.Weight = k.Jail, ban.PrefixOf(k.Addr), k.Time, string(k.Kind), k.Weight
 		}
-		changes = append(changes, ch)
+		outbox = append(outbox, ch)
 	}
-	tRead := time.Now()
-	added, err := client.Append(ctx, changes)
-	c.log.Debug("cluster changes sent", "changes", len(changes), "append", time.Since(tRead))
-	if err != nil {
-		return 0, err
+	parts := [][]cluster.Change{fresh, outbox}
+	if unban {
+		parts = [][]cluster.Change{append(outbox, fresh...)}
 	}
-	c.sent.Add(int64(added))
+	for _, part := range parts {
+		if len(part) == 0 {
+			continue
+		}
+		t0 := time.Now()
+		added, err := client.Append(ctx, part)
+		c.log.Debug("cluster changes sent", "changes", len(part), "new", added, "append", time.Since(t0))
+		if err != nil {
+			// The offered bans are lost: the outbox has them.
+			return 0, err
+		}
+		c.sent.Add(int64(added))
+	}
+	if perr != nil || len(pending) == 0 {
+		return 0, perr
+	}
 	if err := c.d.store.Sent(ctx, pending[len(pending)-1].Seq); err != nil {
 		return 0, err
 	}
@@ -264,7 +348,7 @@ func (c *clusterSync) fetcher(ctx context.Context, client *cluster.Client) error
 	}
 	tick := time.NewTicker(clusterPoll)
 	defer tick.Stop()
-	c.repeat(ctx, "fetching from the cluster", "other nodes' changes wait there",
+	c.repeat(ctx, "fetching from the cluster", "other nodes' changes wait there", clusterFetch,
 		func() (int, error) { return c.fetchOnce(ctx, client) },
 		func() bool {
 			select {
@@ -284,7 +368,7 @@ func (c *clusterSync) loadActive(ctx context.Context, client *cluster.Client) er
 	if err != nil {
 		return err
 	}
-	if err := c.apply(ctx, changes, last); err != nil {
+	if err := c.apply(ctx, changes, last, false); err != nil {
 		return err
 	}
 	c.log.Info("cluster's active bans loaded", "bans", len(changes), "cursor", last)
@@ -297,15 +381,40 @@ func (c *clusterSync) fetchOnce(ctx context.Context, client *cluster.Client) (in
 	if err != nil || len(changes) == 0 {
 		return 0, err
 	}
-	return len(changes), c.apply(ctx, changes, changes[len(changes)-1].Seq)
+	return len(changes), c.apply(ctx, changes, changes[len(changes)-1].Seq, true)
 }
 
-// apply stores changes and cursor in one transaction, on the committer
-// (which owns the firewall), then installs the bans it stored and lifts
-// the ones unbanned, and tells the jails.
-func (c *clusterSync) apply(ctx context.Context, changes []cluster.Change, cursor int64) error {
-	remote := make([]store.Remote, 0, len(changes))
-	var strikes []ban.Strike
+// apply applies other nodes' changes, in order, and then stores cursor.
+// Runs of bans go to the committer, which puts them into the kernel at
+// once and into the store behind (with the number of their last change,
+// when ordered: changes come in the cluster's order); an unban waits until
+// the store holds what came before it, then ends the bans it lifts in the
+// store and the kernel. Strikes go to the processor. The jails learn of
+// the bans and unbans last.
+func (c *clusterSync) apply(ctx context.Context, changes []cluster.Change, cursor int64, ordered bool) error {
+	var (
+		strikes []ban.Strike
+		run     []store.Remote
+		added   []*ban.Ban
+		ended   []ban.Ban
+	)
+	t0 := time.Now()
+	// send hands the run of bans to the committer with the cursor after
+	// them (0: none).
+	send := func(after int64) error {
+		if len(run) == 0 && after == 0 {
+			return nil
+		}
+		if err := c.d.toCommitter(ctx, &remoteBatch{bans: run, cursor: after}); err != nil {
+			return err
+		}
+		for _, r := range run {
+			added = append(added, r.Ban)
+		}
+		run = nil
+		return nil
+	}
+	var prev int64 // the number of the change before ch, when ordered
 	for i := range changes {
 		ch := &changes[i]
 		switch ch.Kind {
@@ -315,39 +424,87 @@ func (c *clusterSync) apply(ctx context.Context, changes []cluster.Change, curso
 					Kind: event.Kind(ch.Event), Weight: ch.Weight, Node: ch.Node})
 			}
 		case cluster.KindBan:
-			remote = append(remote, store.Remote{Ban: &ban.Ban{Prefix: ch.Prefix, Jail: ch.Jail, Origin: ch.Origin,
+			run = append(run, store.Remote{Ban: &ban.Ban{Prefix: ch.Prefix.Masked(), Jail: ch.Jail, Origin: ch.Origin,
 				Start: ch.At, End: ch.End, Strikes: ch.Strikes, Reason: ch.Reason, FirstEvent: ch.FirstEvent,
 				LastEvent: ch.LastEvent, Evidence: ch.Evidence, Node: ch.Node}})
+			if len(run) >= clusterApply {
+				after := int64(0)
+				if ordered {
+					after = ch.Seq
+				}
+				if err := send(after); err != nil {
+					return err
+				}
+			}
 		case cluster.KindUnban:
-			remote = append(remote, store.Remote{Unban: &store.RemoteUnban{Node: ch.Node, Jail: ch.Jail, Prefix: ch.Prefix, At: ch.At, By: ch.By}})
+			if err := send(prev); err != nil {
+				return err
+			}
+			after := int64(0)
+			if ordered {
+				after = ch.Seq
+			}
+			e, err := c.unban(ctx, store.RemoteUnban{Node: ch.Node, Jail: ch.Jail, Prefix: ch.Prefix, At: ch.At, By: ch.By}, after)
+			if err != nil {
+				return err
+			}
+			ended = append(ended, e...)
+		}
+		if ordered {
+			prev = ch.Seq
 		}
 	}
+	if err := send(cursor); err != nil {
+		return err
+	}
+	c.cursor.Store(cursor)
+	c.received.Add(int64(len(changes)))
+	c.log.Debug("cluster changes applied", "changes", len(changes), "bans", len(added), "unbans", len(ended), "took", time.Since(t0))
+	if len(strikes) > 0 {
+		// The processor counts them and stores them with its next batch.
+		// Strikes lost to a crash before that are not fetched again:
+		// the cursor has moved on (bans, which matter more, are stored
+		// with it).
+		g := c.d.current()
+		select {
+		case g.remote <- strikes:
+		case <-g.stopped:
+			c.log.Warn("strikes from other nodes not counted: the pipeline was restarting", "strikes", len(strikes))
+		case <-ctx.Done():
+		}
+	}
+	if len(added) == 0 && len(ended) == 0 {
+		return nil
+	}
+	// The jails learn of the bans, so that they stop counting strikes of
+	// those addresses (and count them again after an unban).
+	err := c.d.inProcessor(ctx, func(g *generation) {
+		for _, b := range added {
+			if jr := g.jailRun(b.Jail); jr != nil {
+				jr.jail.MarkBanned(b.Prefix, b.End)
+			}
+		}
+		for _, b := range ended {
+			if jr := g.jailRun(b.Jail); jr != nil {
+				jr.jail.Unmark(b.Prefix)
+			}
+		}
+	})
+	if err != nil && !errors.Is(err, context.Canceled) {
+		c.log.Warn("the jails were not told of the cluster's bans", "err", err)
+	}
+	return nil
+}
+
+// unban applies another node's unban on the committer, once the store
+// holds every ban taken before it, with cursor (0: none), and lifts the
+// bans it ended from the kernel.
+func (c *clusterSync) unban(ctx context.Context, u store.RemoteUnban, cursor int64) ([]ban.Ban, error) {
 	var applied store.Applied
-	t0 := time.Now()
-	var tIn, tStored, tKernel time.Time
 	err := c.d.withGen(ctx, func(g *generation, bg context.Context) error {
-		tIn = time.Now()
-		t := now()
 		var err error
-		if applied, err = c.d.store.ApplyRemote(bg, remote, cursor, t); err != nil {
+		if applied, err = c.d.store.ApplyRemote(bg, []store.Remote{{Unban: &u}}, cursor, now()); err != nil {
 			return err
-		}
-		bans := make([]ban.Ban, len(applied.Added))
-		for i, b := range applied.Added {
-			bans[i] = *b
-		}
-		entries, _ := g.entries(bans, t)
-		tStored = time.Now()
-		defer func() { tKernel = time.Now() }()
-		if err := g.backend.Add(bg, entries); err != nil {
-			g.log.Error("adding the cluster's bans to the firewall failed; repairing from the store", "err", err)
-			g.reconcile(bg, &rateLog{log: g.log, count: g.countError})
-		}
-		// Logged once in the kernel (bench: the time of the line is when
-		// the ban took effect here).
-		for _, b := range applied.Added {
-			g.log.Info("ban", "jail", b.Jail, "ip", ban.IP(b.Prefix), "node", b.Node, "reason", b.Reason,
-				"until", b.End.UTC().Format(time.RFC3339))
 		}
 		var removes []firewall.Entry
 		for _, b := range applied.Ended {
@@ -362,46 +519,27 @@ func (c *clusterSync) apply(ctx context.Context, changes []cluster.Change, curso
 		}
 		return nil
 	})
-	if err != nil {
-		return err
-	}
-	c.cursor.Store(cursor)
-	c.received.Add(int64(len(changes)))
-	c.log.Debug("cluster changes applied", "changes", len(changes), "wait_committer", tIn.Sub(t0), "store", tStored.Sub(tIn), "kernel_and_log", tKernel.Sub(tStored))
-	if len(strikes) > 0 {
-		// The processor counts them and stores them with its next batch.
-		// Strikes lost to a crash before that are not fetched again:
-		// the cursor has moved on (bans, which matter more, are stored
-		// with it).
-		g := c.d.current()
+	return applied.Ended, err
+}
+
+// toCommitter hands rb to the current generation's committer; during a
+// reload it waits for the next generation.
+func (d *daemon) toCommitter(ctx context.Context, rb *remoteBatch) error {
+	for {
+		g := d.current()
 		select {
-		case g.remote <- strikes:
-		case <-g.stopped:
-			c.log.Warn("strikes from other nodes not counted: the pipeline was restarting", "strikes", len(strikes))
+		case g.remoteBans <- rb:
+			return nil
 		case <-ctx.Done():
+			return ctx.Err()
+		case <-g.stopped:
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	if len(applied.Added) == 0 && len(applied.Ended) == 0 {
-		return nil
-	}
-	// The jails learn of the bans, so that they stop counting strikes of
-	// those addresses (and count them again after an unban).
-	err = c.d.inProcessor(ctx, func(g *generation) {
-		for _, b := range applied.Added {
-			if jr := g.jailRun(b.Jail); jr != nil {
-				jr.jail.MarkBanned(b.Prefix, b.End)
-			}
-		}
-		for _, b := range applied.Ended {
-			if jr := g.jailRun(b.Jail); jr != nil {
-				jr.jail.Unmark(b.Prefix)
-			}
-		}
-	})
-	if err != nil && !errors.Is(err, context.Canceled) {
-		c.log.Warn("the jails were not told of the cluster's bans", "err", err)
-	}
-	return nil
 }
 
 // registerClusterMetrics exposes the syncer's state.

@@ -47,7 +47,7 @@ func (g *generation) commit(ctx context.Context, batches <-chan *batch, repair <
 		}
 	}
 	var repairTimer <-chan time.Time
-	w := &writer{g: g, ctx: bg, errs: &rateLog{log: g.log, count: g.countError}, req: make(chan store.Batch, 1), done: make(chan error, 1)}
+	w := &writer{g: g, ctx: bg, errs: &rateLog{log: g.log, count: g.countError}, req: make(chan writeReq, 1), done: make(chan writeResult, 1)}
 	go w.run()
 	defer close(w.req)
 	logs, logged := make(chan []banLine, 64), make(chan struct{})
@@ -59,9 +59,12 @@ func (g *generation) commit(ctx context.Context, batches <-chan *batch, repair <
 	for {
 		// While a commit runs and enough waits behind it, no batch is
 		// taken: the processor then waits, and so do the sources.
-		in := batches
+		in, remote := batches, g.remoteBans
 		if w.full() {
 			in = nil
+		}
+		if w.remoteFull() {
+			remote = nil
 		}
 		select {
 		case b, ok := <-in:
@@ -80,8 +83,16 @@ func (g *generation) commit(ctx context.Context, batches <-chan *batch, repair <
 				continue
 			}
 			w.add(b)
-		case err := <-w.done:
-			w.finished(err)
+		case rb := <-remote:
+			if !g.installRemote(bg, rb, w.errs, logs) {
+				w.addRemote(rb)
+				w.flush()
+				g.reconcile(bg, w.errs)
+				continue
+			}
+			w.addRemote(rb)
+		case res := <-w.done:
+			w.finished(res)
 		case fn := <-g.ctl:
 			w.flush()
 			fn(bg)
@@ -152,8 +163,17 @@ type writer struct {
 	// running is the batch being committed, nil when none is; its result
 	// comes on done.
 	running *batch
-	req     chan store.Batch
-	done    chan error
+	// remote holds other nodes' bans (cluster mode), already in the
+	// kernel, in order, for the store; runningRemote is the part being
+	// stored. Commits of this node's batches and of these take turns
+	// (lastRemote: which went last), so that a flood of other nodes'
+	// bans never holds back this node's outbox.
+	remote        []*remoteBatch
+	remoteBans    int // bans in remote
+	runningRemote []*remoteBatch
+	lastRemote    bool
+	req           chan writeReq
+	done          chan writeResult
 	// failed is set when the last commit failed; what is pending is then
 	// committed again when a batch comes, at expiry time, or at the end,
 	// rather than at once over and over.
@@ -170,22 +190,75 @@ func (w *writer) add(b *batch) {
 	w.pending.merge(b)
 }
 
+// addRemote queues rb (whose bans are already in the kernel) for the
+// store.
+func (w *writer) addRemote(rb *remoteBatch) {
+	w.failed = false
+	w.remote = append(w.remote, rb)
+	w.remoteBans += len(rb.bans)
+}
+
+// busy tells whether a commit is running.
+func (w *writer) busy() bool { return w.running != nil || w.runningRemote != nil }
+
 // full tells whether the writer has enough waiting that no more batches
 // should be taken until the running commit ends.
 func (w *writer) full() bool {
-	return w.running != nil && w.pending != nil && len(w.pending.strikes)+len(w.pending.bans) >= retryStrikes/4
+	return w.busy() && w.pending != nil && len(w.pending.strikes)+len(w.pending.bans) >= retryStrikes/4
+}
+
+// remoteFull tells whether so many of other nodes' bans wait for the
+// store that no more should be taken (the cluster keeps them meanwhile).
+func (w *writer) remoteFull() bool { return w.remoteBans >= remoteBacklog }
+
+// A writeReq is a commit for the writer's goroutine: this node's batch,
+// or (remote set) other nodes' bans and the cluster cursor after them.
+type writeReq struct {
+	local  store.Batch
+	remote bool
+	bans   []store.Remote
+	cursor int64
+}
+
+// A writeResult is a commit's outcome; applied is set for other nodes'
+// bans.
+type writeResult struct {
+	err     error
+	applied store.Applied
 }
 
 // start commits what is pending, unless a commit is running or the last
-// one failed.
+// one failed. This node's batches and other nodes' bans take turns.
 func (w *writer) start() {
-	if w.running != nil || w.pending == nil || w.failed {
+	if w.busy() || w.failed {
 		return
 	}
-	b := w.pending
-	w.running, w.pending = b, nil
-	sb := w.g.toStore(b)
-	w.req <- sb
+	switch {
+	case w.pending != nil && (len(w.remote) == 0 || w.lastRemote):
+		b := w.pending
+		w.running, w.pending, w.lastRemote = b, nil, false
+		w.req <- writeReq{local: w.g.toStore(b)}
+	case len(w.remote) > 0:
+		// At most about clusterApply bans a commit, so that this node's
+		// next batch does not wait long for its turn.
+		n, bans := 0, 0
+		for n < len(w.remote) && (n == 0 || bans+len(w.remote[n].bans) <= clusterApply) {
+			bans += len(w.remote[n].bans)
+			n++
+		}
+		run := w.remote[:n:n]
+		w.remote = w.remote[n:]
+		w.remoteBans -= bans
+		w.runningRemote, w.lastRemote = run, true
+		req := writeReq{remote: true, bans: make([]store.Remote, 0, bans)}
+		for _, rb := range run {
+			req.bans = append(req.bans, rb.bans...)
+			if rb.cursor != 0 {
+				req.cursor = rb.cursor
+			}
+		}
+		w.req <- req
+	}
 }
 
 // run commits the batches that come on req, one at a time, reporting each
@@ -201,14 +274,37 @@ func (w *writer) run() {
 		w.g.log.Debug("the store's writer keeps the normal priority", "err", err)
 	}
 	// Else never unlocked: the thread ends with the goroutine.
-	for sb := range w.req {
-		w.done <- w.g.store.Commit(w.ctx, sb)
+	for r := range w.req {
+		if r.remote {
+			a, err := w.g.store.ApplyRemote(w.ctx, r.bans, r.cursor, now())
+			w.done <- writeResult{err: err, applied: a}
+			continue
+		}
+		w.done <- writeResult{err: w.g.store.Commit(w.ctx, r.local)}
 	}
 }
 
 // finished takes the running commit's result. A batch the store refused
 // is kept, its strikes bounded, and committed again with what came since.
-func (w *writer) finished(err error) {
+func (w *writer) finished(res writeResult) {
+	if run := w.runningRemote; run != nil {
+		w.runningRemote = nil
+		if res.err != nil {
+			w.failed = true
+			w.errs.error("store", "storing other nodes' bans failed; they are in the kernel and are stored when the store works again",
+				"err", res.err)
+			for _, rb := range run {
+				w.remoteBans += len(rb.bans)
+			}
+			w.remote = append(run, w.remote...)
+			return
+		}
+		w.failed = false
+		w.errs.recovered("store")
+		w.g.reinstall(w.ctx, res.applied.Replaced, w.errs)
+		return
+	}
+	err := res.err
 	b := w.running
 	w.running = nil
 	if err == nil {
@@ -232,12 +328,14 @@ func (w *writer) finished(err error) {
 // the store holds every batch taken (unless the store fails; then the
 // batches stay pending, and flush does not try again).
 func (w *writer) flush() {
-	if w.running != nil {
-		w.finished(<-w.done)
-	}
-	w.start()
-	if w.running != nil {
-		w.finished(<-w.done)
+	for {
+		if w.busy() {
+			w.finished(<-w.done)
+		}
+		w.start()
+		if !w.busy() {
+			return
+		}
 	}
 }
 
@@ -279,6 +377,9 @@ func (g *generation) install(ctx context.Context, b *batch, errs *rateLog, logs 
 			}
 		}
 	}
+	if g.cluster != nil {
+		g.cluster.offer(b.bans)
+	}
 	for _, bn := range b.bans {
 		bn.Installed = true
 	}
@@ -286,9 +387,70 @@ func (g *generation) install(ctx context.Context, b *batch, errs *rateLog, logs 
 	return true
 }
 
+// installRemote puts other nodes' bans into the kernel, before the store
+// has them, as install does this node's, and hands their log lines to the
+// ban logger; it reports false when the firewall refused them. A ban
+// whose prefix the kernel holds already leaves that element as it is: the
+// store keeps the longer of the two, and reinstall mends the kernel when
+// that is the new one.
+func (g *generation) installRemote(ctx context.Context, rb *remoteBatch, errs *rateLog, logs chan<- []banLine) bool {
+	if len(rb.bans) == 0 {
+		return true
+	}
+	t := now()
+	entries := make([]firewall.Entry, 0, len(rb.bans))
+	lines := make([]banLine, 0, len(rb.bans))
+	for _, r := range rb.bans {
+		b := r.Ban
+		if !g.knownJail(b.Jail) {
+			continue
+		}
+		e, ok := entry(b, t)
+		if !ok {
+			continue
+		}
+		entries = append(entries, e)
+		lines = append(lines, banLine{node: b.Node, jail: b.Jail, prefix: b.Prefix, reason: b.Reason, start: b.Start, end: b.End})
+	}
+	err := g.backend.Add(ctx, entries)
+	if err != nil {
+		errs.error("firewall", "adding the cluster's bans failed; repairing from the store", "err", err)
+		return false
+	}
+	// Logged once in the kernel (bench: the time of the line is when the
+	// ban took effect here).
+	logs <- lines
+	errs.recovered("firewall")
+	return true
+}
+
+// reinstall puts bans into the kernel again, with their own ends: other
+// nodes' bans that the store took in place of shorter ones of their
+// prefixes, which the kernel may still hold with the shorter time.
+func (g *generation) reinstall(ctx context.Context, bans []*ban.Ban, errs *rateLog) {
+	if len(bans) == 0 {
+		return
+	}
+	list := make([]ban.Ban, len(bans))
+	for i, b := range bans {
+		list[i] = *b
+	}
+	entries, _ := g.entries(list, now())
+	if err := g.backend.Remove(ctx, entries); err != nil {
+		errs.error("firewall", "replacing bans failed; repairing from the store", "err", err)
+		g.reconcile(ctx, errs)
+		return
+	}
+	if err := g.backend.Add(ctx, entries); err != nil {
+		errs.error("firewall", "replacing bans failed; repairing from the store", "err", err)
+		g.reconcile(ctx, errs)
+	}
+}
+
 // banLine is what the log line of a ban says, copied from the ban: the
 // store's writer sets fields of the ban meanwhile.
 type banLine struct {
+	node        string // the cluster node that made it; "" for this one
 	jail        string
 	prefix      netip.Prefix
 	strikes     int
@@ -313,13 +475,21 @@ func (g *generation) logBans(in <-chan []banLine, done chan<- struct{}) {
 			release = g.holdLog()
 		}
 		for _, l := range ls {
+			if l.node != "" {
+				// Another node's: its webhooks were told there.
+				g.log.Info("ban", "jail", l.jail, "ip", ban.IP(l.prefix), "node", l.node, "reason", l.reason,
+					"until", l.end.UTC().Format(time.RFC3339))
+				continue
+			}
 			g.log.Info("ban", "jail", l.jail, "ip", ban.IP(l.prefix), "strikes", l.strikes, "reason", l.reason,
 				"for", config.FormatDuration(l.end.Sub(l.start)), "first", l.first.Format(time.RFC3339), "last", l.last.Format(time.RFC3339))
 			evs = append(evs, notify.Event{Kind: config.NotifyBan, Prefix: l.prefix, Jail: l.jail, Origin: l.origin,
 				Start: l.start, Until: l.end, Strikes: l.strikes, Reason: l.reason})
 		}
 		release()
-		g.notify.Notify(evs...)
+		if len(evs) > 0 {
+			g.notify.Notify(evs...)
+		}
 	}
 }
 

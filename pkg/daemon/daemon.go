@@ -143,8 +143,8 @@ func Run(ctx context.Context, opts Options) error {
 		setMemoryLimit(cfg, log)
 		genCtx, cancel := context.WithCancel(ctx)
 		g := &generation{cfg: cfg, log: log, store: st, backend: backend, poll: opts.Poll,
-			ctl: make(chan func(context.Context)), marks: make(chan mark, 64), procOps: make(chan func(context.Context)), remote: make(chan []ban.Strike, 16), probes: make(chan func()), dnsblHits: make(chan dnsblHit, 256),
-			stopped: make(chan struct{}), metrics: d.metrics, notify: d.notifier(), holdLog: opts.HoldLog}
+			ctl: make(chan func(context.Context)), marks: make(chan mark, 64), procOps: make(chan func(context.Context)), remote: make(chan []ban.Strike, 16), remoteBans: make(chan *remoteBatch), probes: make(chan func()), dnsblHits: make(chan dnsblHit, 256),
+			stopped: make(chan struct{}), metrics: d.metrics, notify: d.notifier(), holdLog: opts.HoldLog, cluster: d.cluster}
 		d.mu.Lock()
 		d.cur, d.cancel = g, cancel
 		d.mu.Unlock()

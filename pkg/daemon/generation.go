@@ -91,13 +91,19 @@ type generation struct {
 	// manual jail: [daemon] ignore, loopback and the host's addresses.
 	manualIgnore *jail.Ignore
 
-	ctl       chan func(context.Context) // control requests, run by the committer
-	marks     chan mark                  // ban marks for the jails, taken by the processor
-	procOps   chan func(context.Context) // work on the jails, run by the processor
-	remote    chan []ban.Strike          // other cluster nodes' strikes (share_strikes), for the processor
-	probes    chan func()                // the watchdog's probes, answered by the committer at once
-	dnsblHits chan dnsblHit              // DNSBL listings, for the processor
-	stopped   chan struct{}              // closed when the generation has ended
+	ctl     chan func(context.Context) // control requests, run by the committer
+	marks   chan mark                  // ban marks for the jails, taken by the processor
+	procOps chan func(context.Context) // work on the jails, run by the processor
+	remote  chan []ban.Strike          // other cluster nodes' strikes (share_strikes), for the processor
+	// remoteBans carries other cluster nodes' bans to the committer,
+	// which puts them into the kernel at once and the store after.
+	remoteBans chan *remoteBatch
+	// cluster is the cluster syncer ([cluster] set), told of this node's
+	// bans as they reach the kernel; nil otherwise.
+	cluster   *clusterSync
+	probes    chan func()   // the watchdog's probes, answered by the committer at once
+	dnsblHits chan dnsblHit // DNSBL listings, for the processor
+	stopped   chan struct{} // closed when the generation has ended
 
 	metrics *metrics // the daemon's, which outlive generations
 	retired bool     // its counters were added to the daemon's sums (daemon.mu)

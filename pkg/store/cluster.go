@@ -209,7 +209,10 @@ type RemoteUnban struct {
 // Applied is what ApplyRemote changed.
 type Applied struct {
 	Added []*ban.Ban // the bans stored (their ID set)
-	Ended []ban.Ban  // the bans ended by unbans
+	// Replaced holds those of Added that replaced a shorter active ban of
+	// their prefix and jail (the kernel may still hold the shorter one).
+	Replaced []*ban.Ban
+	Ended    []ban.Ban // the bans ended by unbans
 }
 
 // ApplyRemote stores other nodes' changes, in order, and cursor (the
@@ -249,6 +252,7 @@ func (s *Store) ApplyRemote(ctx context.Context, changes []Remote, cursor int64,
 			key := addrKey(b.Prefix.Addr())
 			var end int64
 			err := activeEnd.QueryRowContext(ctx, key, b.Prefix.Bits(), b.Jail).Scan(&end)
+			replaced := err == nil
 			switch {
 			case err == nil && end >= toNS(b.End.Add(-sameBan)):
 				continue
@@ -282,6 +286,9 @@ func (s *Store) ApplyRemote(ctx context.Context, changes []Remote, cursor int64,
 				}
 			}
 			out.Added = append(out.Added, b)
+			if replaced {
+				out.Replaced = append(out.Replaced, b)
+			}
 		case c.Unban != nil:
 			u := c.Unban
 			p := u.Prefix.Masked()
