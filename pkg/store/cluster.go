@@ -241,6 +241,7 @@ func (s *Store) ApplyRemote(ctx context.Context, changes []Remote, cursor int64,
 	insBan := tx.StmtContext(ctx, s.insertBan)
 	insEv := tx.StmtContext(ctx, s.insertEvidence)
 	activeEnd := tx.StmtContext(ctx, s.activeEnd)
+	var hours hourCounts
 	for _, c := range changes {
 		switch {
 		case c.Ban != nil:
@@ -286,6 +287,7 @@ func (s *Store) ApplyRemote(ctx context.Context, changes []Remote, cursor int64,
 				}
 			}
 			out.Added = append(out.Added, b)
+			hours.add(b.Start, b.Jail)
 			if replaced {
 				out.Replaced = append(out.Replaced, b)
 			}
@@ -311,6 +313,9 @@ WHERE addr = ? AND bits = ? AND jail = ? AND ended = '' AND start_ns <= ? RETURN
 				return out, fmt.Errorf("store: apply remote: unban: %w", err)
 			}
 		}
+	}
+	if err := hours.store(ctx, tx, s.addBanHour); err != nil {
+		return out, fmt.Errorf("store: apply remote: bans per hour: %w", err)
 	}
 	if cursor != 0 {
 		if _, err := tx.ExecContext(ctx, `UPDATE cluster_state SET value = ? WHERE key = 'cursor'`, strconv.FormatInt(cursor, 10)); err != nil {

@@ -91,7 +91,9 @@ func (s *Store) Commit(ctx context.Context, b Batch) error {
 		if outbox&OutboxStrikes != 0 {
 			out = tx.StmtContext(ctx, s.insertOutbox)
 		}
+		var hours hourCounts
 		for _, k := range b.Strikes {
+			hours.add(k.Time, string(k.Kind))
 			key := addrKey(k.Addr)
 			if _, err := st.ExecContext(ctx, k.Jail, key, toNS(k.Time), string(k.Kind), k.Weight, k.Line, k.Node); err != nil {
 				return fmt.Errorf("store: commit: strike %v in %q: %w", k.Addr, k.Jail, err)
@@ -102,6 +104,9 @@ func (s *Store) Commit(ctx context.Context, b Batch) error {
 				}
 			}
 		}
+		if err := hours.store(ctx, tx, s.addEventHour); err != nil {
+			return fmt.Errorf("store: commit: events per hour: %w", err)
+		}
 	}
 	ids := make([]int64, len(b.Bans))
 	found := make([][]string, len(b.Bans))
@@ -110,7 +115,9 @@ func (s *Store) Commit(ctx context.Context, b Batch) error {
 		ins := tx.StmtContext(ctx, s.insertBan)
 		ev := tx.StmtContext(ctx, s.insertEvidence)
 		lines := tx.StmtContext(ctx, s.strikeLines)
+		var hours hourCounts
 		for i, bn := range b.Bans {
+			hours.add(bn.Start, bn.Jail)
 			p := prefixes[i]
 			key := addrKey(p.Addr())
 			evidence := bn.Evidence
@@ -152,6 +159,9 @@ func (s *Store) Commit(ctx context.Context, b Batch) error {
 					return fmt.Errorf("store: commit: evidence of %v in %q: %w", p, bn.Jail, err)
 				}
 			}
+		}
+		if err := hours.store(ctx, tx, s.addBanHour); err != nil {
+			return fmt.Errorf("store: commit: bans per hour: %w", err)
 		}
 	}
 	if b.Cursor != 0 {

@@ -79,6 +79,8 @@ type Store struct {
 	// Hot-path statements, prepared once.
 	upsertPosition *sql.Stmt // on w
 	insertStrike   *sql.Stmt // on w
+	addEventHour   *sql.Stmt // on w: Commit's events per hour and kind
+	addBanHour     *sql.Stmt // on w: the bans per hour and jail
 	endActive      *sql.Stmt // on w: end the active ban a new one replaces
 	insertBan      *sql.Stmt // on w
 	insertEvidence *sql.Stmt // on w
@@ -199,6 +201,10 @@ ON CONFLICT (path) DO UPDATE SET inode = excluded.inode, offset = excluded.offse
 	cursor = excluded.cursor`},
 		{s.w, &s.insertStrike, `
 INSERT INTO strikes (jail, addr, time_ns, kind, weight, line, node) VALUES (?, ?, ?, ?, ?, ?, ?)`},
+		{s.w, &s.addEventHour, `
+INSERT INTO event_hours (hour, kind, n) VALUES (?, ?, ?) ON CONFLICT (hour, kind) DO UPDATE SET n = n + excluded.n`},
+		{s.w, &s.addBanHour, `
+INSERT INTO ban_hours (hour, jail, n) VALUES (?, ?, ?) ON CONFLICT (hour, jail) DO UPDATE SET n = n + excluded.n`},
 		// A still active ban whose End has passed by the new ban's start
 		// expired rather than being replaced.
 		{s.w, &s.endActive, `
@@ -256,7 +262,7 @@ func (s *Store) Close() error {
 func (s *Store) close() error {
 	var errs []error
 	for _, st := range []*sql.Stmt{
-		s.upsertPosition, s.insertStrike, s.endActive, s.insertBan, s.insertEvidence, s.strikeLines,
+		s.upsertPosition, s.insertStrike, s.addEventHour, s.addBanHour, s.endActive, s.insertBan, s.insertEvidence, s.strikeLines,
 		s.expireChunk, s.countActive, s.selectStrikes, s.selectPos,
 	} {
 		if st != nil {

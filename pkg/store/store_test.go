@@ -192,7 +192,7 @@ func TestMigrations(t *testing.T) {
 		s = openTest(t, path)
 		var names string
 		err := s.r.QueryRow(`SELECT group_concat(name, ' ') FROM (SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_stat%' ORDER BY name)`).Scan(&names)
-		if want := "bans cluster_state evidence outbox positions sqlite_sequence strikes"; err != nil || names != want {
+		if want := "ban_hours bans cluster_state event_hours evidence outbox positions sqlite_sequence strikes"; err != nil || names != want {
 			t.Errorf("tables %q (%v), want %q", names, err, want)
 		}
 	})
