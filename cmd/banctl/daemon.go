@@ -312,16 +312,28 @@ func containsFlag(args []string, name string) bool {
 }
 
 func cmdHistory(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs, c := newFlags("history", "[ADDR|CIDR] [--jail J] [--since 30d] [--limit N] [--json]",
+	fs, c := newFlags("history", "[ADDR|CIDR] [--jail J] [--since 30d] [--limit N] [--json] | --chart [--jail J] [--since 7d] [--json]",
 		"Lists past and present bans, newest first, with how each ended (expired, unbanned by whom,\n"+
-			"replaced by a newer ban).",
-		"  banctl history\n  banctl history 203.0.113.7\n  banctl history 198.51.100.0/24 --jail postfix --since 7d\n", stderr)
+			"replaced by a newer ban). With --chart, draws the bans begun per hour instead: up to 48 hours\n"+
+			"a row per hour with a bar, a longer period a row per day with a cell per hour, in the local\n"+
+			"time zone; --json then gives the daemon's counts of bans per hour and jail and of events\n"+
+			"per hour and kind.",
+		"  banctl history\n  banctl history 203.0.113.7\n  banctl history 198.51.100.0/24 --jail postfix --since 7d\n"+
+			"  banctl history --chart\n  banctl history --chart --since 24h --jail postfix\n", stderr)
 	jail := fs.String("jail", "", "only the bans of jail `J`")
-	since := fs.String("since", "", "only bans that started within `DURATION` (30d, 12h)")
+	since := fs.String("since", "", "only bans that started within `DURATION` (30d, 12h; with --chart, default 7d)")
 	limit := fs.Int("limit", 1000, "at most `N` bans (0: all)")
+	chart := fs.Bool("chart", false, "draw the bans per hour as a chart")
 	rest, code, ok := parse(fs, args, 0, 1)
 	if !ok {
 		return code
+	}
+	if *chart {
+		if len(rest) > 0 {
+			fmt.Fprintln(stderr, "banctl history: --chart counts the bans of every address; it takes no ADDR|CIDR")
+			return 2
+		}
+		return chartHistory(ctx, c, *jail, cmp.Or(*since, "7d"), stdout, stderr)
 	}
 	return history(ctx, "history", c, rest, *jail, *since, *limit, false, stdout, stderr)
 }

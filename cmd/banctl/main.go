@@ -1,7 +1,7 @@
 // Command banctl controls banwatch: it shows and changes what banwatchd
 // does through its control socket, and runs filters offline.
 //
-//	banctl status | list | ban | unban | history | show | reload | fingerprints | forget | import | test
+//	banctl status | list | ban | unban | history | show | top | reload | fingerprints | forget | import | test
 //
 // Each command takes --help. Exit status: 0 done, 1 the daemon refused or
 // failed, 2 bad usage or the daemon cannot be reached.
@@ -29,7 +29,11 @@ commands (the daemon's, through its socket; each takes --socket PATH and --json)
                                  lift bans
   history [ADDR|CIDR] [--jail J] [--since 30d]
                                  past and present bans and how they ended
+  history --chart [--jail J] [--since 7d]
+                                 bans per hour, drawn in the terminal
   show ADDR|CIDR                 bans of an address with their evidence lines
+  top [--since 24h] [-n 10]      the addresses, networks, jails and fingerprints
+                                 with the most bans
   reload                         load the configuration again (as SIGHUP)
   fingerprints [--jail J]        learned HELO and user names that ban on sight
   forget VALUE [--jail J]        forget a learned fingerprint for good
@@ -79,6 +83,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return cmdHistory(ctx, args[1:], stdout, stderr)
 	case "show":
 		return cmdShow(ctx, args[1:], stdout, stderr)
+	case "top":
+		return cmdTop(ctx, args[1:], stdout, stderr)
 	case "reload":
 		return cmdReload(ctx, args[1:], stdout, stderr)
 	case "fingerprints":

@@ -2,7 +2,7 @@
 _banctl() {
 	local cur=${COMP_WORDS[COMP_CWORD]} cmd=${COMP_WORDS[1]}
 	if [ "$COMP_CWORD" -eq 1 ]; then
-		COMPREPLY=($(compgen -W "status list ban unban history show reload fingerprints forget import test" -- "$cur"))
+		COMPREPLY=($(compgen -W "status list ban unban history show top reload fingerprints forget import test" -- "$cur"))
 		return
 	fi
 	case "$cmd" in
@@ -19,10 +19,13 @@ _banctl() {
 		COMPREPLY=($(compgen -W "--jail --all-jails --all --yes --socket --json" -- "$cur"))
 		;;
 	history)
-		COMPREPLY=($(compgen -W "--jail --since --limit --socket --json" -- "$cur"))
+		COMPREPLY=($(compgen -W "--jail --since --limit --chart --socket --json" -- "$cur"))
 		;;
 	show)
 		COMPREPLY=($(compgen -W "--jail --limit --socket --json" -- "$cur"))
+		;;
+	top)
+		COMPREPLY=($(compgen -W "--since --n --socket --json" -- "$cur"))
 		;;
 	reload)
 		COMPREPLY=($(compgen -W "--socket --json" -- "$cur"))

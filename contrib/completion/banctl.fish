@@ -1,5 +1,5 @@
 # fish completion for banctl, generated from its manual page by internal/mangen (make man).
-complete -c banctl -f -n '__fish_use_subcommand' -a 'status list ban unban history show reload fingerprints forget import test'
+complete -c banctl -f -n '__fish_use_subcommand' -a 'status list ban unban history show top reload fingerprints forget import test'
 complete -c banctl -n '__fish_seen_subcommand_from status' -l socket
 complete -c banctl -n '__fish_seen_subcommand_from status' -l json
 complete -c banctl -n '__fish_seen_subcommand_from list' -l jail
@@ -21,12 +21,17 @@ complete -c banctl -n '__fish_seen_subcommand_from unban' -l json
 complete -c banctl -n '__fish_seen_subcommand_from history' -l jail
 complete -c banctl -n '__fish_seen_subcommand_from history' -l since
 complete -c banctl -n '__fish_seen_subcommand_from history' -l limit
+complete -c banctl -n '__fish_seen_subcommand_from history' -l chart
 complete -c banctl -n '__fish_seen_subcommand_from history' -l socket
 complete -c banctl -n '__fish_seen_subcommand_from history' -l json
 complete -c banctl -n '__fish_seen_subcommand_from show' -l jail
 complete -c banctl -n '__fish_seen_subcommand_from show' -l limit
 complete -c banctl -n '__fish_seen_subcommand_from show' -l socket
 complete -c banctl -n '__fish_seen_subcommand_from show' -l json
+complete -c banctl -n '__fish_seen_subcommand_from top' -l since
+complete -c banctl -n '__fish_seen_subcommand_from top' -l n
+complete -c banctl -n '__fish_seen_subcommand_from top' -l socket
+complete -c banctl -n '__fish_seen_subcommand_from top' -l json
 complete -c banctl -n '__fish_seen_subcommand_from reload' -l socket
 complete -c banctl -n '__fish_seen_subcommand_from reload' -l json
 complete -c banctl -n '__fish_seen_subcommand_from fingerprints' -l jail

@@ -227,3 +227,45 @@ func (c *Client) Forget(ctx context.Context, req ForgetRequest) ([]Fingerprint, 
 	err := c.call(ctx, http.MethodPost, "/v1/forget", req, &out)
 	return out.Fingerprints, err
 }
+
+// Top asks for the largest counts among the bans begun since since (the
+// zero time for all): at most n entries per list, 0 for DefaultTop.
+func (c *Client) Top(ctx context.Context, since time.Time, n int) (*TopReply, error) {
+	q := url.Values{}
+	if !since.IsZero() {
+		q.Set("since", since.UTC().Format(time.RFC3339Nano))
+	}
+	if n != 0 {
+		q.Set("n", strconv.Itoa(n))
+	}
+	var out TopReply
+	if err := c.call(ctx, http.MethodGet, withQuery("/v1/top", q), nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Hours asks for the bans (of jail, "" for all) and the events per hour
+// from the hour of since (the zero time for all).
+func (c *Client) Hours(ctx context.Context, since time.Time, jail string) (*HoursReply, error) {
+	q := url.Values{}
+	if !since.IsZero() {
+		q.Set("since", since.UTC().Format(time.RFC3339Nano))
+	}
+	if jail != "" {
+		q.Set("jail", jail)
+	}
+	var out HoursReply
+	if err := c.call(ctx, http.MethodGet, withQuery("/v1/hours", q), nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// withQuery returns path with the query q, if any.
+func withQuery(path string, q url.Values) string {
+	if len(q) == 0 {
+		return path
+	}
+	return path + "?" + q.Encode()
+}

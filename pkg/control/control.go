@@ -13,6 +13,10 @@
 //	POST /v1/reload   no body, or {}      {} or an error
 //	GET  /v1/fingerprints?jail=J          {"fingerprints":[Fingerprint]}
 //	POST /v1/forget   ForgetRequest       {"fingerprints":[Fingerprint]} forgotten
+//	GET  /v1/top?since=&n=                TopReply: the largest counts of addresses, prefixes, jails, fingerprints
+//	GET  /v1/hours?since=&jail=           HoursReply: bans per hour and jail, events per hour and kind
+//
+// A since is an RFC 3339 time (absent: all the history).
 //
 // A request body is one JSON object of the request's fields, nothing else
 // (no unknown field, no second value), of at most 64 KiB (a bulk ban's:
@@ -249,6 +253,64 @@ type Fingerprint struct {
 type ForgetRequest struct {
 	Value string `json:"value"` // "helo=x", "user=x", or x for both
 	Jail  string `json:"jail,omitempty"`
+}
+
+// Limits of a top request: how many entries each list has by default and
+// at most.
+const (
+	DefaultTop = 10
+	MaxTop     = 1000
+)
+
+// TopReply answers top: how many bans began since Since, and among them
+// the largest counts of each kind, largest first (ties in key order: in
+// address order for addresses and prefixes), at most n of each.
+type TopReply struct {
+	Since time.Time `json:"since"` // zero for all the history
+	Bans  int       `json:"bans"`
+	// Addresses ranks the addresses and prefixes as banned ("192.0.2.7",
+	// "2001:db8::/64").
+	Addresses []Count `json:"addresses"`
+	// Nets24 and Nets64 rank the IPv4 /24s and IPv6 /64s the bans fall in
+	// ("192.0.2.0/24"); a ban of a wider prefix counts under the /24 or
+	// /64 of its first address.
+	Nets24 []Count `json:"nets24"`
+	Nets64 []Count `json:"nets64"`
+	Jails  []Count `json:"jails"`
+	// Fingerprints ranks the reasons of the bans made on sight: "instant
+	// helo=x", "instant user=x", "instant KIND", and learned fingerprints
+	// as "fingerprint helo=x".
+	Fingerprints []Count `json:"fingerprints"`
+}
+
+// Count is an entry of a TopReply list: a key and its bans.
+type Count struct {
+	Key  string `json:"key"`
+	Bans int    `json:"bans"`
+}
+
+// HoursReply answers hours: the bans and the events counted per hour,
+// from the hour that holds the request's since. Hours without bans (or
+// events) are left out.
+type HoursReply struct {
+	Since  time.Time   `json:"since"`  // the start of the first hour, UTC; zero for all the history
+	Bans   []BanHour   `json:"bans"`   // by hour, then jail
+	Events []EventHour `json:"events"` // by hour, then kind
+}
+
+// BanHour is how many bans of a jail began in an hour.
+type BanHour struct {
+	Hour time.Time `json:"hour"` // its start, UTC
+	Jail string    `json:"jail"`
+	Bans int       `json:"bans"`
+}
+
+// EventHour is how many events (strikes) of a kind the jails counted in an
+// hour.
+type EventHour struct {
+	Hour   time.Time `json:"hour"` // its start, UTC
+	Kind   string    `json:"kind"`
+	Events int       `json:"events"`
 }
 
 // Error is a refusal or failure the daemon answered with.

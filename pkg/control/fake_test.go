@@ -24,6 +24,18 @@ type fakeHandler struct {
 	bulk    []BulkBanRequest
 	unbans  []UnbanRequest
 	forgets []ForgetRequest
+	stats   []statsCall
+
+	// What Top and Hours answer (nil: an empty answer).
+	top   *TopReply
+	hours *HoursReply
+}
+
+// statsCall is what Top or Hours got.
+type statsCall struct {
+	Since time.Time
+	N     int    // Top's
+	Jail  string // Hours'
 }
 
 var _ Handler = (*fakeHandler)(nil)
@@ -98,4 +110,20 @@ func (f *fakeHandler) Fingerprints(ctx context.Context, _ string) ([]Fingerprint
 func (f *fakeHandler) Forget(ctx context.Context, value, jail string, peer Peer) ([]Fingerprint, error) {
 	f.call(ctx, "Forget", &peer, func() { f.forgets = append(f.forgets, ForgetRequest{Value: value, Jail: jail}) })
 	return nil, nil
+}
+
+func (f *fakeHandler) Top(ctx context.Context, since time.Time, n int) (*TopReply, error) {
+	f.call(ctx, "Top", nil, func() { f.stats = append(f.stats, statsCall{Since: since, N: n}) })
+	if f.top != nil {
+		return f.top, nil
+	}
+	return &TopReply{Since: since}, nil
+}
+
+func (f *fakeHandler) Hours(ctx context.Context, since time.Time, jail string) (*HoursReply, error) {
+	f.call(ctx, "Hours", nil, func() { f.stats = append(f.stats, statsCall{Since: since, Jail: jail}) })
+	if f.hours != nil {
+		return f.hours, nil
+	}
+	return &HoursReply{Since: since}, nil
 }

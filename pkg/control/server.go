@@ -47,6 +47,16 @@ type Handler interface {
 	// Forget drops a learned fingerprint and keeps it from being learned
 	// again; it returns those forgotten.
 	Forget(ctx context.Context, value, jail string, peer Peer) ([]Fingerprint, error)
+	// Top ranks the bans begun at or after since (the zero time for all
+	// the history): see TopReply; n, from 1 to MaxTop, is how many
+	// entries each list has at most. It reads what is stored and does
+	// not wait for the daemon's pipeline: the bans of the batch being
+	// stored may be missing.
+	Top(ctx context.Context, since time.Time, n int) (*TopReply, error)
+	// Hours counts the bans (of jail only, when not "") and the events per
+	// hour, from the hour that holds since (the zero time for all the
+	// history): see HoursReply. Like Top it reads what is stored.
+	Hours(ctx context.Context, since time.Time, jail string) (*HoursReply, error)
 }
 
 // HistoryQuery selects history: bans of jail ("" for all), inside or
@@ -135,6 +145,8 @@ func newServer(h Handler, logger *slog.Logger, tm timeouts) *Server {
 	mux.HandleFunc("POST /v1/reload", s.reload)
 	mux.HandleFunc("GET /v1/fingerprints", s.fingerprints)
 	mux.HandleFunc("POST /v1/forget", s.forget)
+	mux.HandleFunc("GET /v1/top", s.top)
+	mux.HandleFunc("GET /v1/hours", s.hours)
 	s.srv = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: tm.header,
@@ -267,6 +279,19 @@ func prefixParam(r *http.Request) (netip.Prefix, error) {
 	return p, nil
 }
 
+// sinceParam reads the since query parameter (absent: the zero time).
+func sinceParam(r *http.Request) (time.Time, error) {
+	v := r.URL.Query().Get("since")
+	if v == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return time.Time{}, Errorf(http.StatusBadRequest, "since: want an RFC 3339 time, got %q", v)
+	}
+	return t, nil
+}
+
 // stream writes bans as JSON Lines; an error before the first line is an
 // error answer, after it the stream just ends (the client sees no final
 // newline-terminated summary and reports it).
@@ -314,13 +339,9 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := HistoryQuery{Prefix: p, Jail: r.URL.Query().Get("jail")}
-	if v := r.URL.Query().Get("since"); v != "" {
-		t, err := time.Parse(time.RFC3339Nano, v)
-		if err != nil {
-			s.fail(w, r, Errorf(http.StatusBadRequest, "since: want an RFC 3339 time, got %q", v))
-			return
-		}
-		q.Since = t
+	if q.Since, err = sinceParam(r); err != nil {
+		s.fail(w, r, err)
+		return
 	}
 	if v := r.URL.Query().Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -483,4 +504,52 @@ func (s *Server) forget(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, FingerprintsReply{Fingerprints: fps})
+}
+
+func (s *Server) top(w http.ResponseWriter, r *http.Request) {
+	since, err := sinceParam(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	n := DefaultTop
+	if v := r.URL.Query().Get("n"); v != "" {
+		if n, err = strconv.Atoi(v); err != nil || n < 1 || n > MaxTop {
+			s.fail(w, r, Errorf(http.StatusBadRequest, "n: want a number from 1 to %d, got %q", MaxTop, v))
+			return
+		}
+	}
+	top, err := s.h.Top(r.Context(), since, n)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	out := *top
+	for _, l := range []*[]Count{&out.Addresses, &out.Nets24, &out.Nets64, &out.Jails, &out.Fingerprints} {
+		if *l == nil {
+			*l = []Count{} // a list is [] in JSON, never null
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) hours(w http.ResponseWriter, r *http.Request) {
+	since, err := sinceParam(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	h, err := s.h.Hours(r.Context(), since, r.URL.Query().Get("jail"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	out := *h
+	if out.Bans == nil {
+		out.Bans = []BanHour{}
+	}
+	if out.Events == nil {
+		out.Events = []EventHour{}
+	}
+	writeJSON(w, http.StatusOK, out)
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -15,7 +16,7 @@ import (
 var fuzzRoutes = []struct{ method, path string }{
 	{"GET", "/v1/status"}, {"GET", "/v1/bans"}, {"GET", "/v1/history"}, {"POST", "/v1/ban"},
 	{"POST", "/v1/bulkban"}, {"POST", "/v1/unban"}, {"POST", "/v1/reload"}, {"GET", "/v1/fingerprints"},
-	{"POST", "/v1/forget"}, {"PUT", "/v1/ban"}, {"GET", "/v2/x"},
+	{"POST", "/v1/forget"}, {"PUT", "/v1/ban"}, {"GET", "/v2/x"}, {"GET", "/v1/top"}, {"GET", "/v1/hours"},
 }
 
 // strictRequest decodes body as the server must take it: one JSON object
@@ -50,6 +51,9 @@ func FuzzServer(f *testing.F) {
 	f.Add(uint8(2), "ip=not-an-ip&since=-5d&limit=99999999999999999999", "")
 	f.Add(uint8(5), "", `{"ip":"0.0.0.0/0","all":true}`)
 	f.Add(uint8(8), "", "\xff\xfe{")
+	f.Add(uint8(11), "since=2026-11-28T00:00:00Z&n=1000", "")
+	f.Add(uint8(11), "n=-1&n=5", "")
+	f.Add(uint8(12), "since=2026-11-28T00:00:00%2B01:00&jail=postfix", "")
 	f.Fuzz(func(t *testing.T, route uint8, query, body string) {
 		r := fuzzRoutes[int(route)%len(fuzzRoutes)]
 		h := &fakeHandler{}
@@ -67,6 +71,21 @@ func FuzzServer(f *testing.F) {
 		s.srv.Handler.ServeHTTP(w, req)
 		if w.Code >= 500 {
 			t.Fatalf("%s %s %q: %d %s", r.method, target, body, w.Code, w.Body)
+		}
+		if r.path == "/v1/top" || r.path == "/v1/hours" {
+			// Answered exactly when the handler was asked, with a
+			// number of entries within the limits.
+			h.mu.Lock()
+			stats := slices.Clone(h.stats)
+			h.mu.Unlock()
+			switch {
+			case w.Code == http.StatusOK && len(stats) != 1:
+				t.Fatalf("%s %q: answered %d, the handler got %+v", r.path, query, w.Code, stats)
+			case w.Code != http.StatusOK && len(stats) != 0:
+				t.Fatalf("%s %q: refused with %d, yet the handler got %+v", r.path, query, w.Code, stats)
+			case w.Code == http.StatusOK && r.path == "/v1/top" && (stats[0].N < 1 || stats[0].N > MaxTop):
+				t.Fatalf("%s %q: the handler got n = %d", r.path, query, stats[0].N)
+			}
 		}
 		if r.method != "POST" {
 			return
