@@ -10,6 +10,7 @@
 #   make bench-go the Go benchmarks of the matching engine on one core
 #   make bench-cluster bans of 3 cluster nodes on one PostgreSQL reaching
 #                the others: p50/p99 (root)
+#   make bench-web the history page's requests over 1,000,000 bans
 #   make fuzz    long fuzz runs (FUZZTIME each, default 5m)
 #   make soak    the long reliability run (root, about 65 minutes): every fuzz
 #                target for FUZZTIME, then 50 SIGKILL cycles, a 10-minute
@@ -31,9 +32,14 @@ FUZZTIME  ?= 5m
 # (internal/pgtest), as the postgres user it creates; the cluster Debian
 # makes is stopped and its service disabled, like fail2ban's.
 DEBIAN_PACKAGES ?= nftables iproute2 util-linux gcc libc6-dev postfix dovecot-core swaks libidn12 systemd systemd-journal-remote fail2ban zsh fish postgresql
+# chromium (run headless) loads the history page in cmd/banwatchd's
+# TestWebPage. It and a font for its screenshots are installed without their
+# recommends, which would bring services along (avahi-daemon, upower) and
+# start them.
+DEBIAN_PACKAGES_BARE ?= chromium fonts-liberation
 POLICY_RCD = /usr/sbin/policy-rc.d
 
-.PHONY: all build install man deb check deps fmt vet staticcheck test test-all fuzz-smoke fuzz soak soak-short bench bench-cluster bench-go clean
+.PHONY: all build install man deb check deps fmt vet staticcheck test test-all fuzz-smoke fuzz soak soak-short bench bench-cluster bench-go bench-web clean
 
 all: build
 
@@ -89,14 +95,17 @@ check: deps fmt vet staticcheck test-all soak-short fuzz-smoke
 deps:
 	@command -v $(GO) >/dev/null || { echo "make: Go is missing: install Go 1.26 or set GO=/path/to/go" >&2; exit 1; }
 	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-		echo "installing:$$missing"; \
+	bare=""; for p in $(DEBIAN_PACKAGES_BARE); do dpkg -s $$p >/dev/null 2>&1 || bare="$$bare $$p"; done; \
+	if [ -n "$$missing$$bare" ]; then \
+		echo "installing:$$missing$$bare"; \
 		rcd=""; \
 		if [ ! -e $(POLICY_RCD) ]; then \
 			printf '#!/bin/sh\n# make deps: fail2ban and postgresql must not start while they are installed\ncase "$$1" in fail2ban|fail2ban.service|postgresql|postgresql.service) exit 101;; esac\nexit 0\n' >$(POLICY_RCD) && \
 			chmod 755 $(POLICY_RCD) && rcd=yes; \
 		fi; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; status=$$?; \
+		apt-get update -qq && \
+			{ [ -z "$$missing" ] || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; } && \
+			{ [ -z "$$bare" ] || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$bare; }; status=$$?; \
 		if [ -n "$$rcd" ]; then rm -f $(POLICY_RCD); fi; \
 		case " $$missing " in *" fail2ban "*) \
 			if [ -d /run/systemd/system ]; then systemctl disable --now fail2ban.service >/dev/null 2>&1; \
@@ -201,6 +210,12 @@ bench-cluster: deps
 
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem -cpu 1 -count 5 ./pkg/offline ./pkg/filter
+
+# The history page's requests over a store of 1,000,000 bans (docs/web.md).
+# The store is written at the first run (about 7 minutes) and kept in /tmp,
+# named by its schema version, for the later ones.
+bench-web:
+	$(GO) test -run '^$$' -bench '^BenchmarkPage$$' -benchtime 20x ./pkg/web
 
 clean:
 	rm -rf bin dist

@@ -20,7 +20,7 @@ func TestClusterInvalid(t *testing.T) {
 		{"[cluster]\nca_file = \"/etc/ssl/ca.pem\"\n", `banwatch.toml:2: cluster.ca_file: needs postgres = "..."`},
 		{"[cluster]\npostgres = \"host=/run/postgresql\"\nnodes = \"mx1\"\n",
 			`banwatch.toml:3: cluster.nodes: unknown key (known in [cluster]: postgres, node, password_file, ca_file, cert_file, key_file, share_strikes, batch)`},
-		{"[clusters]\npostgres = \"host=/run/postgresql\"\n", `banwatch.toml:1: clusters: unknown table (banwatch.toml holds [daemon], [notify] and [cluster])`},
+		{"[clusters]\npostgres = \"host=/run/postgresql\"\n", `banwatch.toml:1: clusters: unknown table (banwatch.toml holds [daemon], [notify], [cluster] and [web])`},
 		{"cluster = \"postgres://bw:Pw-s3cret@db/banwatch\"\n", `banwatch.toml:1: cluster: type mismatch`},
 		{"[cluster]\npostgres = \"host=/run/postgresql\"\nshare_strikes = \"yes\"\n", `banwatch.toml:3: cluster.share_strikes: incompatible types`},
 

@@ -84,6 +84,9 @@ type Daemon struct {
 	// Cluster is banwatch.toml's [cluster] table: the PostgreSQL database
 	// the ban list is shared through; off unless set.
 	Cluster Cluster
+	// Web is banwatch.toml's [web] table: the read-only history page;
+	// off unless set.
+	Web Web
 }
 
 // Enabled is a jail's enabled key: on, off, or on when one of its logs
@@ -274,6 +277,7 @@ type daemonFile struct {
 	} `toml:"daemon"`
 	Notify  notifyKeys  `toml:"notify"`
 	Cluster clusterKeys `toml:"cluster"`
+	Web     webKeys     `toml:"web"`
 }
 
 var tableName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]{0,63}$`)
@@ -307,8 +311,10 @@ func loadDaemon(file string, knownJail func(string) bool) (Daemon, error) {
 			bad("unknown key (known in [notify]: "+notifyKeyList+")", k...)
 		case k[0] == "cluster":
 			bad("unknown key (known in [cluster]: "+clusterKeyList+")", k...)
+		case k[0] == "web":
+			bad("unknown key (known in [web]: "+webKeyList+")", k...)
 		case k[0] != "daemon":
-			bad("unknown table (banwatch.toml holds [daemon], [notify] and [cluster])", k[0])
+			bad("unknown table (banwatch.toml holds [daemon], [notify], [cluster] and [web])", k[0])
 		default:
 			bad("unknown key (known in [daemon]: state_dir, socket, socket_group, firewall, nft_table, ignore, history, metrics, journal_directory, memory_limit)", k...)
 		}
@@ -388,6 +394,9 @@ func loadDaemon(file string, knownJail func(string) bool) (Daemon, error) {
 	c, cerrs := parseCluster(file, data, &f.Cluster)
 	d.Cluster = c
 	errs = append(errs, cerrs...)
+	w, werrs := parseWeb(file, data, &f.Web, d.Metrics)
+	d.Web = w
+	errs = append(errs, werrs...)
 	return d, errors.Join(errs...)
 }
 

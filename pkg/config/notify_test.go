@@ -59,7 +59,7 @@ func TestNotifyInvalid(t *testing.T) {
 		{"[[notify.webhook]]\nurl = \"https://a.example/\"\nsecret = \"x\"\n", `banwatch.toml:3: notify.webhook.secret: unknown key (known in [notify]: host, webhook (url,`},
 		{"[notify]\nhost = \"\"\n", `banwatch.toml:2: notify.host: "": want a name of 1 to 64`},
 		{"[notify]\nwebhook = \"https://a.example/\"\n", `banwatch.toml:2: notify.webhook: incompatible types`},
-		{"[notifications]\nurl = \"https://a.example/\"\n", `banwatch.toml:1: notifications: unknown table (banwatch.toml holds [daemon], [notify] and [cluster])`},
+		{"[notifications]\nurl = \"https://a.example/\"\n", `banwatch.toml:1: notifications: unknown table (banwatch.toml holds [daemon], [notify], [cluster] and [web])`},
 	}
 	for _, c := range cases {
 		t.Run(c.err, func(t *testing.T) {

@@ -131,6 +131,11 @@ func Run(ctx context.Context, opts Options) error {
 		}
 		defer stop()
 	}
+	stopWeb, err := d.startWeb(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer stopWeb()
 
 	// The notifier outlives generations, like the control socket: it
 	// stops after the last generation has handed it its bans.
@@ -343,6 +348,7 @@ func (d *daemon) reloader(ctx context.Context) {
 			d.log.Warn("[cluster] changes only with a restart; keeping the running one")
 			next.Daemon.Cluster = cfg.Daemon.Cluster
 		}
+		d.keepWeb(cfg, next)
 		if d.reply != nil {
 			d.reply <- nil // superseded by this newer configuration
 		}
