@@ -198,11 +198,13 @@ func TestConfigPageIsComplete(t *testing.T) {
 	} else {
 		t.Fatal("no notifyKeyList in notify.go")
 	}
-	cluster := string(read(t, "pkg/config/cluster.go"))
-	if m := regexp.MustCompile(`const clusterKeyList = "([^"]+)"`).FindStringSubmatch(cluster); m != nil {
-		keys = append(keys, strings.Fields(strings.ReplaceAll(m[1], ",", " "))...)
-	} else {
-		t.Fatal("no clusterKeyList in cluster.go")
+	for _, l := range []struct{ file, name string }{{"cluster.go", "clusterKeyList"}, {"web.go", "webKeyList"}} {
+		src := string(read(t, "pkg/config/"+l.file))
+		if m := regexp.MustCompile(`const ` + l.name + ` = "([^"]+)"`).FindStringSubmatch(src); m != nil {
+			keys = append(keys, strings.Fields(strings.ReplaceAll(m[1], ",", " "))...)
+		} else {
+			t.Fatalf("no %s in %s", l.name, l.file)
+		}
 	}
 	for _, k := range keys {
 		if !strings.Contains(page, "`"+k+"`") && !strings.Contains(page, "."+k+"]") {
