@@ -222,3 +222,44 @@ func TestClusterSharedStrikes(t *testing.T) {
 	}
 	t.Logf("bans made in the cluster, by node: %s; mx3's history:\n%s", bans, out)
 }
+
+// TestClusterUnbanThenBan: an admin lifts a ban on A and A bans the
+// address again a moment later. The other node must see the two in that
+// order: had the new ban, sent as A made it, come first, B would take it
+// for the old one (same address, ending within a minute of it) and then
+// the unban would leave B without a ban. The outbox's unban is sent
+// before the bans offered after it.
+func TestClusterUnbanThenBan(t *testing.T) {
+	needRoot(t)
+	srv := pgtest.Start(t)
+	a, b := clusterNode(t, srv, "mx1", ""), clusterNode(t, srv, "mx2", "")
+	da, db := a.start(), b.start()
+	waitLogged(t, da, `msg="cluster connected"`, 15*time.Second)
+	waitLogged(t, db, `msg="cluster connected"`, 15*time.Second)
+
+	const ip = "203.0.113.44"
+	a.appendLines(failures(ip, 5)...)
+	b.waitElement(v4set, ip, 5*time.Second)
+	time.Sleep(1100 * time.Millisecond) // the new strikes' log time a second later
+	if code, out, errOut := a.banctl("unban", ip); code != 0 {
+		t.Fatalf("banctl unban on A: %d\n%s%s", code, out, errOut)
+	}
+	a.appendLines(failures(ip, 5)...)
+	a.waitElement(v4set, ip, 5*time.Second)
+	// B's history shows both bans of mx1, the first unbanned, the second
+	// active; and B's kernel holds the address.
+	waitFor(t, 5*time.Second, func() bool {
+		_, out, _ := b.banctl("history", ip)
+		return strings.Contains(out, "unbanned") && strings.Contains(out, "; active")
+	}, func() string {
+		_, out, errOut := b.banctl("history", ip)
+		return "banctl history on B:\n" + out + errOut
+	})
+	if _, ok := b.setElements(v4set)[ip]; !ok {
+		_, out, _ := b.banctl("list")
+		t.Errorf("B's kernel does not hold %s after the unban and the new ban; banctl list on B:\n%s", ip, out)
+	}
+	if code, out, _ := b.banctl("list", "--ip", ip); code != 0 || !strings.Contains(out, ip) {
+		t.Errorf("banctl list on B (%d) has no active ban of %s:\n%s", code, ip, out)
+	}
+}

@@ -34,6 +34,13 @@ const clusterFetch = 10000
 // such send at most.
 const clusterSend = 2000
 
+// outboxEvery is how often the outbox is sent while this node's bans are
+// being offered (a flood): they go first, each send, and the outbox's
+// copies of them, with their evidence, and its strikes follow at this
+// pace, and at full speed once the flood is over. An unban in the outbox
+// is sent at once, before the bans offered after it.
+const outboxEvery = time.Second
+
 // clusterApply is how many of other nodes' bans go to the committer, and
 // to the store, at a time: a store transaction of that many takes some
 // 50-100 ms here.
@@ -72,7 +79,14 @@ type clusterSync struct {
 	// set while the sender runs.
 	fresh   chan []cluster.Change
 	sending atomic.Bool
-	client  atomic.Pointer[cluster.Client] // once connected
+	// unbanQueued is set when an admin's unban went into the outbox, and
+	// cleared once the outbox has been sent to its end. The sender's own:
+	// lastOutbox, when it last sent the outbox; carry, offered bans held
+	// back until an unban before them is sent.
+	unbanQueued atomic.Bool
+	lastOutbox  time.Time
+	carry       []cluster.Change
+	client      atomic.Pointer[cluster.Client] // once connected
 
 	connected atomic.Bool
 	sent      atomic.Int64 // changes sent (new to the cluster)
@@ -105,7 +119,7 @@ func (d *daemon) startCluster(ctx context.Context, cfg config.Cluster) (stop fun
 	}
 	d.store.SetOutbox(what)
 	c := &clusterSync{d: d, cfg: cfg, node: nodeName(cfg), strike: cfg.ShareStrikes,
-		log: d.log.With("component", "cluster"), wake: make(chan struct{}, 1), fresh: make(chan []cluster.Change, 256)}
+		log: d.log.With("component", "cluster"), wake: make(chan struct{}, 1), fresh: make(chan []cluster.Change, 4096)}
 	d.cluster = c
 	d.registerClusterMetrics(c)
 	cctx, cancel := context.WithCancel(ctx) // what waits is kept in the outbox
@@ -277,12 +291,15 @@ func (c *clusterSync) repeat(ctx context.Context, what, meanwhile string, full i
 	}
 }
 
-// sendOnce sends the bans offered since the last time, and the outbox's
+// sendOnce sends the bans offered since the last time and the outbox's
 // first changes, which it then removes from the outbox. The offered bans
-// go first, unless the outbox holds an unban: that came before them, and
-// the other nodes must apply the two in that order.
+// go first, alone, while the outbox was sent less than outboxEvery ago;
+// but an admin's unban in the outbox is sent before them, so that the
+// other nodes apply the two in the order they were made: until the
+// outbox has been sent up to its end, the offered bans wait (carry).
 func (c *clusterSync) sendOnce(ctx context.Context, client *cluster.Client) (int, error) {
-	var fresh []cluster.Change
+	fresh := c.carry
+	c.carry = nil
 	for more := true; more && len(fresh) < clusterFetch; {
 		select {
 		case f := <-c.fresh:
@@ -291,9 +308,69 @@ func (c *clusterSync) sendOnce(ctx context.Context, client *cluster.Client) (int
 			more = false
 		}
 	}
-	pending, perr := c.d.store.Pending(ctx, clusterSend)
-	outbox := make([]cluster.Change, 0, len(pending))
-	unban := false
+	if len(fresh) > 0 && !c.unbanQueued.Load() && time.Since(c.lastOutbox) < outboxEvery {
+		return 0, c.send(ctx, client, fresh) // lost on an error: the outbox has them
+	}
+	c.lastOutbox = time.Now()
+	unbanQueued := c.unbanQueued.Swap(false)
+	keep := func() { // the outbox is not sent to its end yet
+		if unbanQueued {
+			c.unbanQueued.Store(true)
+		}
+	}
+	pending, err := c.d.store.Pending(ctx, clusterSend)
+	if err != nil {
+		keep()
+		return 0, err
+	}
+	outbox, unban := c.outboxChanges(pending)
+	more := len(pending) == clusterSend
+	var parts [][]cluster.Change
+	switch {
+	case !unbanQueued && !unban:
+		parts = [][]cluster.Change{fresh, outbox}
+	case more:
+		// An unban may be further on: the offered bans wait for it.
+		parts, c.carry = [][]cluster.Change{outbox}, fresh
+		keep()
+	default:
+		parts = [][]cluster.Change{append(outbox, fresh...)}
+	}
+	for _, part := range parts {
+		if err := c.send(ctx, client, part); err != nil {
+			keep()
+			c.carry = nil // the outbox has them
+			return 0, err
+		}
+	}
+	if len(pending) == 0 {
+		return 0, nil
+	}
+	if err := c.d.store.Sent(ctx, pending[len(pending)-1].Seq); err != nil {
+		return 0, err
+	}
+	return len(pending), nil
+}
+
+// send appends changes (if any) to the cluster.
+func (c *clusterSync) send(ctx context.Context, client *cluster.Client, changes []cluster.Change) error {
+	if len(changes) == 0 {
+		return nil
+	}
+	t0 := time.Now()
+	added, err := client.Append(ctx, changes)
+	c.log.Debug("cluster changes sent", "changes", len(changes), "new", added, "append", time.Since(t0))
+	if err != nil {
+		return err
+	}
+	c.sent.Add(int64(added))
+	return nil
+}
+
+// outboxChanges turns the outbox's changes into the cluster's, and tells
+// whether one is an unban.
+func (c *clusterSync) outboxChanges(pending []store.Pending) (out []cluster.Change, unban bool) {
+	out = make([]cluster.Change, 0, len(pending))
 	for _, p := range pending {
 		ch := cluster.Change{Node: c.node, Source: c.source, NodeSeq: p.Seq, Kind: cluster.Kind(p.Kind)}
 		switch p.Kind {
@@ -312,32 +389,9 @@ func (c *clusterSync) sendOnce(ctx context.Context, client *cluster.Client) (int
 			k := &p.Strike
 			ch.Jail, ch.Prefix, ch.At, ch.Event, ch.Weight = k.Jail, ban.PrefixOf(k.Addr), k.Time, string(k.Kind), k.Weight
 		}
-		outbox = append(outbox, ch)
+		out = append(out, ch)
 	}
-	parts := [][]cluster.Change{fresh, outbox}
-	if unban {
-		parts = [][]cluster.Change{append(outbox, fresh...)}
-	}
-	for _, part := range parts {
-		if len(part) == 0 {
-			continue
-		}
-		t0 := time.Now()
-		added, err := client.Append(ctx, part)
-		c.log.Debug("cluster changes sent", "changes", len(part), "new", added, "append", time.Since(t0))
-		if err != nil {
-			// The offered bans are lost: the outbox has them.
-			return 0, err
-		}
-		c.sent.Add(int64(added))
-	}
-	if perr != nil || len(pending) == 0 {
-		return 0, perr
-	}
-	if err := c.d.store.Sent(ctx, pending[len(pending)-1].Seq); err != nil {
-		return 0, err
-	}
-	return len(pending), nil
+	return out, unban
 }
 
 // fetcher applies other nodes' changes when woken, and every clusterPoll.

@@ -540,6 +540,9 @@ func (d *daemon) Unban(ctx context.Context, req control.UnbanRequest, peer contr
 		if err != nil {
 			return err
 		}
+		if c := d.cluster; c != nil && len(ended) > 0 {
+			c.unbanQueued.Store(true) // in the outbox: sent before the bans made after it
+		}
 		if len(ended) == 0 && !req.All {
 			return control.Errorf(http.StatusNotFound, "%s has no active ban%s", p, inJail(req.Jail))
 		}
