@@ -20,6 +20,18 @@ func clusterNode(t *testing.T, srv *pgtest.Server, name, extra string) *env {
 	return newEnv(t, newNetns(t), fmt.Sprintf("\n[cluster]\npostgres = %q\nnode = %q\nbatch = \"50ms\"\n%s", srv.DSN(), name, extra))
 }
 
+// twoNodes starts a throwaway PostgreSQL and two nodes on it, mx1 (a)
+// and mx2 (b), and waits until both are connected.
+func twoNodes(t *testing.T) (srv *pgtest.Server, a, b *env, da, db *daemonProc) {
+	t.Helper()
+	srv = pgtest.Start(t)
+	a, b = clusterNode(t, srv, "mx1", ""), clusterNode(t, srv, "mx2", "")
+	da, db = a.start(), b.start()
+	waitLogged(t, da, `msg="cluster connected"`, 15*time.Second)
+	waitLogged(t, db, `msg="cluster connected"`, 15*time.Second)
+	return srv, a, b, da, db
+}
+
 // waitFor polls cond every 10 ms until it holds or within has passed; it
 // returns how long that took, and fails the test with what() otherwise.
 func waitFor(t *testing.T, within time.Duration, cond func() bool, what func() string) time.Duration {
@@ -66,11 +78,7 @@ func storeCount(t *testing.T, e *env, q string) int {
 // restarted, and a new node, load the cluster's bans.
 func TestCluster(t *testing.T) {
 	needRoot(t)
-	srv := pgtest.Start(t)
-	a, b := clusterNode(t, srv, "mx1", ""), clusterNode(t, srv, "mx2", "")
-	da, db := a.start(), b.start()
-	waitLogged(t, da, `msg="cluster connected"`, 15*time.Second)
-	waitLogged(t, db, `msg="cluster connected"`, 15*time.Second)
+	srv, a, b, da, db := twoNodes(t)
 
 	// A ban decided on A, from its log, reaches B's kernel.
 	a.appendLines(failures("203.0.113.7", 5)...)
@@ -231,11 +239,7 @@ func TestClusterSharedStrikes(t *testing.T) {
 // before the bans offered after it.
 func TestClusterUnbanThenBan(t *testing.T) {
 	needRoot(t)
-	srv := pgtest.Start(t)
-	a, b := clusterNode(t, srv, "mx1", ""), clusterNode(t, srv, "mx2", "")
-	da, db := a.start(), b.start()
-	waitLogged(t, da, `msg="cluster connected"`, 15*time.Second)
-	waitLogged(t, db, `msg="cluster connected"`, 15*time.Second)
+	_, a, b, _, _ := twoNodes(t)
 
 	const ip = "203.0.113.44"
 	a.appendLines(failures(ip, 5)...)

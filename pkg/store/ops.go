@@ -738,15 +738,9 @@ func historySQL(q Query) (string, []any) {
 	text := `SELECT ` + banCols + ` FROM bans`
 	col := func(c string) string { return c }
 	if q.Prefix.IsValid() {
-		p := q.Prefix.Masked()
-		lo, hi := rangeKeys(p)
-		parts := []string{`SELECT id FROM bans WHERE addr BETWEEN ? AND ?`}
-		args = append(args, lo, hi)
-		for _, c := range covers(p) {
-			parts = append(parts, `SELECT id FROM bans WHERE addr = ? AND bits BETWEEN ? AND ?`)
-			args = append(args, c.key, c.minBits, c.maxBits)
-		}
-		text = `WITH m (ban_id) AS MATERIALIZED (` + strings.Join(parts, ` UNION ALL `) + `)
+		var m string
+		m, args = prefixMatches(q.Prefix, "id", "")
+		text = `WITH m (ban_id) AS MATERIALIZED (` + m + `)
 SELECT ` + banCols + ` FROM m CROSS JOIN bans ON bans.id = m.ban_id`
 		col = func(c string) string { return "+" + c }
 	}
@@ -767,6 +761,25 @@ SELECT ` + banCols + ` FROM m CROSS JOIN bans ON bans.id = m.ban_id`
 		args = append(args, q.Limit)
 	}
 	return text, args
+}
+
+// prefixMatches is a query of cols of the bans inside or covering p (a
+// key range of the address index, and a point look-up for each prefix
+// covering p), and its arguments; from names the table as it is to be
+// read ("bans INDEXED BY bans_addr"; "" for bans).
+func prefixMatches(p netip.Prefix, cols, from string) (string, []any) {
+	if from == "" {
+		from = "bans"
+	}
+	p = p.Masked()
+	lo, hi := rangeKeys(p)
+	parts := []string{`SELECT ` + cols + ` FROM ` + from + ` WHERE addr BETWEEN ? AND ?`}
+	args := []any{lo, hi}
+	for _, c := range covers(p) {
+		parts = append(parts, `SELECT `+cols+` FROM `+from+` WHERE addr = ? AND bits BETWEEN ? AND ?`)
+		args = append(args, c.key, c.minBits, c.maxBits)
+	}
+	return strings.Join(parts, ` UNION ALL `), args
 }
 
 // History returns the bans (active and ended) matching q, newest (by

@@ -45,7 +45,7 @@ type Top struct {
 	// Fingerprints ranks the fingerprints that made bans: the reasons
 	// "instant helo=x", "instant user=x", "instant <kind>" and
 	// "fingerprint helo=x" (learned, with " learned from N addresses" cut
-	// off).
+	// off), a repeat offender's " (repeat offender: ban N)" cut off too.
 	Fingerprints []KeyCount
 }
 
@@ -244,8 +244,12 @@ WHERE start_ns >= ? AND (reason GLOB 'instant *' OR reason GLOB 'fingerprint *')
 		if err := rows.Scan(&fp, &c); err != nil {
 			return err
 		}
-		// A learned fingerprint's first ban says how many addresses
-		// taught it; its later ones do not.
+		// A repeat offender's ban says so at the end (pkg/jail); a
+		// learned fingerprint's first ban says how many addresses taught
+		// it, its later ones do not.
+		if i := strings.LastIndex(fp, " (repeat offender: ban "); i >= 0 && strings.HasSuffix(fp, ")") {
+			fp = fp[:i]
+		}
 		if i := strings.Index(fp, " learned from "); i >= 0 && strings.HasPrefix(fp, "fingerprint ") {
 			fp = fp[:i]
 		}
@@ -461,15 +465,9 @@ func pageSQL(q PageQuery) (string, []any, error) {
 	switch {
 	case q.Prefix.IsValid() && q.Jail == "" && ended == "":
 		// The pairs of the prefix's bans, from the index alone.
-		p := q.Prefix.Masked()
-		lo, hi := rangeKeys(p)
-		parts := []string{`SELECT id, start_ns FROM bans INDEXED BY bans_addr WHERE addr BETWEEN ? AND ?`}
-		args = append(args, lo, hi)
-		for _, c := range covers(p) {
-			parts = append(parts, `SELECT id, start_ns FROM bans INDEXED BY bans_addr WHERE addr = ? AND bits BETWEEN ? AND ?`)
-			args = append(args, c.key, c.minBits, c.maxBits)
-		}
-		text = `WITH m (ban_id, s) AS MATERIALIZED (` + strings.Join(parts, ` UNION ALL `) + `),
+		var m string
+		m, args = prefixMatches(q.Prefix, "id, start_ns", "bans INDEXED BY bans_addr")
+		text = `WITH m (ban_id, s) AS MATERIALIZED (` + m + `),
 p AS (SELECT ban_id, s FROM m`
 		if before {
 			text += ` WHERE (s, ban_id) < (?, ?)`
@@ -480,15 +478,9 @@ SELECT ` + banCols + ` FROM p CROSS JOIN bans ON bans.id = p.ban_id ORDER BY p.s
 		args = append(args, q.Limit)
 		return text, args, nil
 	case q.Prefix.IsValid():
-		p := q.Prefix.Masked()
-		lo, hi := rangeKeys(p)
-		parts := []string{`SELECT id FROM bans WHERE addr BETWEEN ? AND ?`}
-		args = append(args, lo, hi)
-		for _, c := range covers(p) {
-			parts = append(parts, `SELECT id FROM bans WHERE addr = ? AND bits BETWEEN ? AND ?`)
-			args = append(args, c.key, c.minBits, c.maxBits)
-		}
-		text = `WITH m (ban_id) AS MATERIALIZED (` + strings.Join(parts, ` UNION ALL `) + `)
+		var m string
+		m, args = prefixMatches(q.Prefix, "id", "")
+		text = `WITH m (ban_id) AS MATERIALIZED (` + m + `)
 SELECT ` + banCols + ` FROM m CROSS JOIN bans ON bans.id = m.ban_id`
 		col = func(c string) string { return "+" + c }
 	case q.Ended == endedFilter:

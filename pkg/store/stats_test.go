@@ -188,11 +188,11 @@ func TestTop(t *testing.T) {
 		{"192.0.2.8", "smtp", "fingerprint helo=x learned from 5 addresses"},
 		{"192.0.2.0/28", "manual", "scanner"},
 		{"198.51.100.9", "smtp", "fingerprint helo=x"},
-		{"198.51.100.9", "smtp", "fingerprint helo=x"},
+		{"198.51.100.9", "smtp", "fingerprint helo=x (repeat offender: ban 3)"},
 		{"203.0.0.0/16", "manual", "network"}, // counts under 203.0.0.0/24
 		{"203.0.0.0/16", "manual", "network"},
 		{"2001:db8:1:2::5", "smtp", "instant pregreet"},
-		{"2001:db8:1:2::5", "smtp", "instant pregreet"},
+		{"2001:db8:1:2::5", "smtp", "instant pregreet (repeat offender: ban 2)"},
 		{"2001:db8:1:2::6", "imap", "auth_failure"},
 		{"2001:db8:9::/48", "manual", "x"},                 // counts under 2001:db8:9::/64
 		{"::ffff:192.0.2.7", "smtp", "instant user=admin"}, // IPv6, not 192.0.2.7
@@ -421,20 +421,7 @@ func TestHistoryPagePlan(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rows, err := s.r.Query(`EXPLAIN QUERY PLAN `+text, args...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var plan []string
-		for rows.Next() {
-			var id, parent, unused int
-			var detail string
-			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-				t.Fatal(err)
-			}
-			plan = append(plan, detail)
-		}
-		rows.Close()
+		plan := queryPlan(t, s, text, args)
 		if c.index == "covering" {
 			covered := 0
 			for _, l := range plan {

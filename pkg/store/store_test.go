@@ -567,20 +567,7 @@ func TestHistoryPlan(t *testing.T) {
 		{Prefix: netip.MustParsePrefix("2001:db8::1/128"), Since: t0},
 	} {
 		text, args := historySQL(q)
-		rows, err := s.r.Query(`EXPLAIN QUERY PLAN `+text, args...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var plan []string
-		for rows.Next() {
-			var id, parent, unused int
-			var detail string
-			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-				t.Fatal(err)
-			}
-			plan = append(plan, detail)
-		}
-		rows.Close()
+		plan := queryPlan(t, s, text, args)
 		for _, d := range plan {
 			if strings.HasPrefix(d, "SCAN bans") || strings.Contains(d, "bans_jail_start") || strings.Contains(d, "bans_start") {
 				t.Errorf("%v: table or index scan in plan:\n%s", q.Prefix, strings.Join(plan, "\n"))
@@ -870,4 +857,27 @@ func TestCacheSizes(t *testing.T) {
 			t.Errorf("%s: cache_size %d, want %d", c.name, got, c.want)
 		}
 	}
+}
+
+// queryPlan returns the lines of SQLite's plan of the query text.
+func queryPlan(t *testing.T, s *Store, text string, args []any) []string {
+	t.Helper()
+	rows, err := s.r.Query(`EXPLAIN QUERY PLAN `+text, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return plan
 }
