@@ -219,7 +219,7 @@ func cmdList(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func stamp(t time.Time) string { return t.Local().Format("2006-01-02 15:04:05") }
+func stamp(t time.Time) string { return local(t).Format("2006-01-02 15:04:05") }
 
 func cmdBan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs, c := newFlags("ban", "ADDR|CIDR [--jail J] [--for 7d] [--reason TEXT] [--force]",

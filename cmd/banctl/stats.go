@@ -17,6 +17,18 @@ import (
 // now is the clock of top and history --chart (tests set it).
 var now = time.Now
 
+// zone is the time zone banctl shows times in: nil for time.Local (tests
+// set it, rather than time.Local, which other goroutines read).
+var zone *time.Location
+
+// local is t in banctl's time zone.
+func local(t time.Time) time.Time {
+	if zone != nil {
+		return t.In(zone)
+	}
+	return t.Local()
+}
+
 // parseSince reads a --since DURATION as a time that long before now.
 func parseSince(cmd, since string, stderr io.Writer) (time.Time, bool) {
 	d, err := config.ParseDuration(since)
@@ -98,7 +110,7 @@ func writeTop(w io.Writer, top *control.TopReply, since string) {
 }
 
 // zoned is a time in the local zone, to the minute, with the zone's name.
-func zoned(t time.Time) string { return t.Local().Format("2006-01-02 15:04 MST") }
+func zoned(t time.Time) string { return local(t).Format("2006-01-02 15:04 MST") }
 
 // chartHistory prints the bans per hour of the last since as a chart (see
 // writeChart) or, with --json, the daemon's answer.
@@ -164,12 +176,12 @@ func writeChart(w io.Writer, bans []control.BanHour, from, to time.Time, jail st
 	if jail != "" {
 		what += " in jail " + jail
 	}
-	zone := zoneNames(first, last)
-	if m := first.Local().Minute(); m != 0 && len(hours) > chartHours {
-		zone += fmt.Sprintf("; the cells are hours from :%02d", m)
+	names := zoneNames(first, last)
+	if m := local(first).Minute(); m != 0 && len(hours) > chartHours {
+		names += fmt.Sprintf("; the cells are hours from :%02d", m)
 	}
-	fmt.Fprintf(w, "%s from %s to %s (%s)\n", what, first.Local().Format("2006-01-02 15:04"),
-		last.Add(time.Hour-time.Minute).Local().Format("2006-01-02 15:04"), zone)
+	fmt.Fprintf(w, "%s from %s to %s (%s)\n", what, local(first).Format("2006-01-02 15:04"),
+		local(last.Add(time.Hour-time.Minute)).Format("2006-01-02 15:04"), names)
 	if len(hours) <= chartHours {
 		fmt.Fprintf(w, "%d bans in all\n", total)
 		hourRows(w, hours, per, width)
@@ -187,7 +199,7 @@ func writeChart(w io.Writer, bans []control.BanHour, from, to time.Time, jail st
 // zoneNames names the local zone over the period: "CET", or "CET/CEST"
 // when summer time starts or ends in it.
 func zoneNames(first, last time.Time) string {
-	a, b := first.Local().Format("MST"), last.Local().Format("MST")
+	a, b := local(first).Format("MST"), local(last).Format("MST")
 	if a == b {
 		return a
 	}
@@ -207,7 +219,7 @@ func hourRows(w io.Writer, hours []time.Time, per map[int64]int, width int) {
 	barW := max(10, width-1-len(" 15:04  ")-dayW-nW-1)
 	day := ""
 	for _, h := range hours {
-		l := h.Local()
+		l := local(h)
 		label := strings.Repeat(" ", dayW)
 		if d := l.Format("Mon 2006-01-02"); d != day {
 			label, day = d, d
@@ -241,7 +253,7 @@ func perDay(hours []time.Time, per map[int64]int) ([]*day, int) {
 	var days []*day
 	most := 0
 	for _, h := range hours {
-		l := h.Local()
+		l := local(h)
 		name := l.Format("Mon 2006-01-02")
 		if len(days) == 0 || days[len(days)-1].name != name {
 			days = append(days, &day{name: name})

@@ -89,15 +89,15 @@ func serveStats(t *testing.T, d *statsDaemon) string {
 }
 
 // at sets banctl's clock and time zone for a test.
-func at(t *testing.T, clock time.Time, zone string) {
+func at(t *testing.T, clock time.Time, name string) {
 	t.Helper()
-	loc, err := time.LoadLocation(zone)
+	loc, err := time.LoadLocation(name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	oldNow, oldLocal := now, time.Local
-	now, time.Local = func() time.Time { return clock }, loc
-	t.Cleanup(func() { now, time.Local = oldNow, oldLocal })
+	oldNow, oldZone := now, zone
+	now, zone = func() time.Time { return clock }, loc
+	t.Cleanup(func() { now, zone = oldNow, oldZone })
 }
 
 // golden compares out with testdata/name, or rewrites it with -update.
