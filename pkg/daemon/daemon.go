@@ -106,6 +106,7 @@ func Run(ctx context.Context, opts Options) error {
 	defer backend.Close()
 
 	d := &daemon{opts: opts, log: log, store: st, started: now(), reloads: make(chan chan error)}
+	d.starting(cfg, backend)
 	d.metrics = newMetrics(d)
 	d.registerNotifyMetrics()
 	// The cluster's syncer outlives generations, like the control socket
@@ -291,6 +292,18 @@ func (d *daemon) registerNotifyMetrics() {
 }
 
 // current returns the running generation.
+// starting makes the current generation, until the first one runs, one
+// that has stopped and built nothing: the control socket, the cluster's
+// syncer and the page, started before it, then wait for the next or
+// answer that the pipeline is starting, as during a reload.
+func (d *daemon) starting(cfg *config.Config, backend firewall.Backend) {
+	g := &generation{cfg: cfg, log: d.log, store: d.store, backend: backend, stopped: make(chan struct{})}
+	close(g.stopped)
+	d.mu.Lock()
+	d.cur = g
+	d.mu.Unlock()
+}
+
 func (d *daemon) current() *generation {
 	d.mu.Lock()
 	defer d.mu.Unlock()

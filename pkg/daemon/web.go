@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/http"
 
 	"github.com/banwatch/banwatch/pkg/config"
 	"github.com/banwatch/banwatch/pkg/control"
@@ -25,9 +24,6 @@ var _ web.Source = webSource{}
 // Fingerprints implements web.Source: the learned fingerprints in force in
 // every running jail.
 func (s webSource) Fingerprints(ctx context.Context) ([]control.Fingerprint, error) {
-	if s.d.current() == nil {
-		return nil, control.Errorf(http.StatusServiceUnavailable, "banwatchd is starting its pipeline")
-	}
 	return s.d.Fingerprints(ctx, "")
 }
 

@@ -262,7 +262,7 @@ func (s *Store) Close() error {
 func (s *Store) close() error {
 	var errs []error
 	for _, st := range []*sql.Stmt{
-		s.upsertPosition, s.insertStrike, s.addEventHour, s.addBanHour, s.endActive, s.insertBan, s.insertEvidence, s.strikeLines,
+		s.upsertPosition, s.insertStrike, s.addEventHour, s.addBanHour, s.endActive, s.insertBan, s.insertEvidence, s.insertOutbox, s.activeEnd, s.strikeLines,
 		s.expireChunk, s.countActive, s.selectStrikes, s.selectPos,
 	} {
 		if st != nil {
