@@ -4,10 +4,14 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/user"
 	"path/filepath"
+	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -58,6 +62,11 @@ func TestClusterPropagation(t *testing.T) {
 	written := make([][]time.Time, len(nodes))
 	const tick = 10 * time.Millisecond
 	perTick := max(1, perNode*int(tick)/int(time.Second))
+	var pids []int
+	for _, d := range procs {
+		pids = append(pids, d.cmd.Process.Pid)
+	}
+	cpu0 := sampleCPU(t, pids)
 	var wg sync.WaitGroup
 	start := time.Now()
 	for i, e := range nodes {
@@ -115,6 +124,8 @@ func TestClusterPropagation(t *testing.T) {
 		}
 		return strings.Join(s, "; ")
 	})
+	cpu1 := sampleCPU(t, pids)
+	wall := time.Since(start)
 	var lat []time.Duration
 	for r := range nodes {
 		for o := range nodes {
@@ -141,6 +152,73 @@ func TestClusterPropagation(t *testing.T) {
 	}
 	t.Logf("CLUSTERBENCH %d bans/s for %d s across %d nodes (%d bans, written in %v): %d arrivals on other nodes, p50 %v, p90 %v, p99 %v, max %v",
 		*clusterBenchRate, *clusterBenchSeconds, len(nodes), total*len(nodes), writing.Round(time.Millisecond), len(lat), q(0.5), q(0.9), q(0.99), lat[len(lat)-1].Round(time.Millisecond))
+	bans := float64(total * len(nodes))
+	busy, daemons, pg := cpu1.busy-cpu0.busy, cpu1.daemons-cpu0.daemons, cpu1.postgres-cpu0.postgres
+	t.Logf("CLUSTERBENCH CPU from the first line to the last arrival (%v): the machine busy %v (%.2f of its %d cores); the nodes %v, %.0f µs a ban; PostgreSQL %v, %.0f µs a ban",
+		wall.Round(time.Millisecond), busy.Round(time.Millisecond), busy.Seconds()/wall.Seconds(), runtime.NumCPU(),
+		daemons.Round(time.Millisecond), float64(daemons.Microseconds())/bans, pg.Round(time.Millisecond), float64(pg.Microseconds())/bans)
+}
+
+// cpuTimes is CPU time used: by the whole machine (busy, all but idle and
+// I/O wait), by the given processes, and by the postgres user's.
+type cpuTimes struct{ busy, daemons, postgres time.Duration }
+
+// clockTick is the kernel's USER_HZ, the unit of /proc's CPU times.
+const clockTick = 100
+
+// sampleCPU reads /proc for the machine's busy time, the CPU time of pids
+// (user and system, with their waited-for children), and that of every
+// process of the postgres user (a backend that ended meanwhile is not
+// counted: the servers' backends live as long as the nodes' pools).
+func sampleCPU(t *testing.T, pids []int) cpuTimes {
+	t.Helper()
+	var c cpuTimes
+	stat, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	line, _, _ := strings.Cut(string(stat), "\n")
+	for i, f := range strings.Fields(line)[1:] {
+		n, _ := strconv.ParseInt(f, 10, 64)
+		if i != 3 && i != 4 && i < 8 { // not idle, not iowait; not guest (counted in user)
+			c.busy += time.Duration(n) * time.Second / clockTick
+		}
+	}
+	procCPU := func(pid int) time.Duration {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return 0
+		}
+		// Fields after the command's closing parenthesis: state is 3rd,
+		// utime 14th, stime 15th, cutime 16th, cstime 17th.
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		var d time.Duration
+		for _, i := range []int{11, 12, 13, 14} {
+			n, _ := strconv.ParseInt(f[i], 10, 64)
+			d += time.Duration(n) * time.Second / clockTick
+		}
+		return d
+	}
+	for _, pid := range pids {
+		c.daemons += procCPU(pid)
+	}
+	pg, err := user.Lookup("postgres")
+	if err != nil {
+		return c
+	}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if st, err := os.Stat(filepath.Join("/proc", e.Name())); err == nil {
+			if sys, ok := st.Sys().(*syscall.Stat_t); ok && strconv.Itoa(int(sys.Uid)) == pg.Uid {
+				c.postgres += procCPU(pid)
+			}
+		}
+	}
+	return c
 }
 
 // remoteBans reads a node's log for the bans it took from other nodes: the
