@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
+	"strings"
+	"unicode"
 
 	"github.com/BurntSushi/toml"
 )
@@ -24,9 +26,28 @@ func (e *Error) Error() string {
 		s += ":" + strconv.Itoa(e.Line)
 	}
 	if e.Key != "" {
-		s += ": " + e.Key
+		s += ": " + oneLine(e.Key)
 	}
-	return s + ": " + e.Reason
+	return s + ": " + oneLine(e.Reason)
+}
+
+// oneLine escapes the control characters of s ("\n" for a newline): a
+// reason quotes what the file holds ("not a binary number: '0b\n'"), and
+// an error is one line, naming its file, of the list Load returns.
+func oneLine(s string) string {
+	if !strings.ContainsFunc(s, unicode.IsControl) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // decodeErrLine matches the decoder's errors that are not toml.ParseError
