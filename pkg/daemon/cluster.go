@@ -16,7 +16,6 @@ import (
 	"github.com/banwatch/banwatch/pkg/config"
 	"github.com/banwatch/banwatch/pkg/control"
 	"github.com/banwatch/banwatch/pkg/event"
-	"github.com/banwatch/banwatch/pkg/firewall"
 	"github.com/banwatch/banwatch/pkg/store"
 )
 
@@ -238,9 +237,7 @@ func (c *clusterSync) offer(bans []*ban.Ban) {
 		if b.Node != "" || b.Installed {
 			continue // another node's, or offered when first installed
 		}
-		changes = append(changes, cluster.Change{Node: c.node, Source: c.source, Kind: cluster.KindBan,
-			Jail: b.Jail, Prefix: b.Prefix.Masked(), At: b.Start, End: b.End, Origin: b.Origin, Reason: b.Reason,
-			Strikes: b.Strikes, FirstEvent: b.FirstEvent, LastEvent: b.LastEvent})
+		changes = append(changes, c.banChange(0, b))
 	}
 	if len(changes) == 0 {
 		return
@@ -367,6 +364,14 @@ func (c *clusterSync) send(ctx context.Context, client *cluster.Client, changes 
 	return nil
 }
 
+// banChange is this node's ban b as the cluster's change number seq of
+// this store (0: sent as made, not numbered).
+func (c *clusterSync) banChange(seq int64, b *ban.Ban) cluster.Change {
+	return cluster.Change{Node: c.node, Source: c.source, NodeSeq: seq, Kind: cluster.KindBan,
+		Jail: b.Jail, Prefix: b.Prefix.Masked(), At: b.Start, End: b.End, Origin: b.Origin, Reason: b.Reason,
+		Strikes: b.Strikes, FirstEvent: b.FirstEvent, LastEvent: b.LastEvent, Evidence: b.Evidence}
+}
+
 // outboxChanges turns the outbox's changes into the cluster's, and tells
 // whether one is an unban.
 func (c *clusterSync) outboxChanges(pending []store.Pending) (out []cluster.Change, unban bool) {
@@ -375,13 +380,10 @@ func (c *clusterSync) outboxChanges(pending []store.Pending) (out []cluster.Chan
 		ch := cluster.Change{Node: c.node, Source: c.source, NodeSeq: p.Seq, Kind: cluster.Kind(p.Kind)}
 		switch p.Kind {
 		case "ban":
-			b := &p.Ban
-			if b.ID == 0 {
+			if p.Ban.ID == 0 {
 				continue // pruned before it was sent
 			}
-			ch.Jail, ch.Prefix, ch.At, ch.End = b.Jail, b.Prefix, b.Start, b.End
-			ch.Origin, ch.Reason, ch.Strikes = b.Origin, b.Reason, b.Strikes
-			ch.FirstEvent, ch.LastEvent, ch.Evidence = b.FirstEvent, b.LastEvent, b.Evidence
+			ch = c.banChange(p.Seq, &p.Ban)
 		case "unban":
 			ch.Jail, ch.Prefix, ch.At, ch.By = p.Ban.Jail, p.Ban.Prefix, p.Ban.EndedAt, p.Ban.EndedBy
 			unban = true
@@ -560,17 +562,7 @@ func (c *clusterSync) unban(ctx context.Context, u store.RemoteUnban, cursor int
 		if applied, err = c.d.store.ApplyRemote(bg, []store.Remote{{Unban: &u}}, cursor, now()); err != nil {
 			return err
 		}
-		var removes []firewall.Entry
-		for _, b := range applied.Ended {
-			if g.knownJail(b.Jail) {
-				removes = append(removes, firewall.Entry{Jail: b.Jail, Prefix: b.Prefix})
-			}
-			g.log.Info("unban", "jail", b.Jail, "ip", ban.IP(b.Prefix), "by", b.EndedBy)
-		}
-		if err := g.backend.Remove(bg, removes); err != nil {
-			g.log.Error("removing bans from the firewall failed; repairing from the store", "err", err)
-			g.reconcile(bg, &rateLog{log: g.log, count: g.countError})
-		}
+		g.lift(bg, applied.Ended)
 		return nil
 	})
 	return applied.Ended, err

@@ -357,8 +357,7 @@ func (g *generation) install(ctx context.Context, b *batch, errs *rateLog, logs 
 		if ok {
 			entries = append(entries, e)
 		}
-		lines = append(lines, banLine{jail: bn.Jail, prefix: bn.Prefix, strikes: bn.Strikes, reason: bn.Reason,
-			origin: bn.Origin, start: bn.Start, end: bn.End, first: bn.FirstEvent, last: bn.LastEvent})
+		lines = append(lines, lineOf(bn))
 	}
 	// The log lines are handed over after the bans reach the kernel: the
 	// hand-over may wait for the ban logger, and the entries' time left
@@ -410,7 +409,7 @@ func (g *generation) installRemote(ctx context.Context, rb *remoteBatch, errs *r
 			continue
 		}
 		entries = append(entries, e)
-		lines = append(lines, banLine{node: b.Node, jail: b.Jail, prefix: b.Prefix, reason: b.Reason, start: b.Start, end: b.End})
+		lines = append(lines, lineOf(b))
 	}
 	err := g.backend.Add(ctx, entries)
 	if err != nil {
@@ -460,6 +459,12 @@ type banLine struct {
 	first, last time.Time
 }
 
+// lineOf copies what b's log line says.
+func lineOf(b *ban.Ban) banLine {
+	return banLine{node: b.Node, jail: b.Jail, prefix: b.Prefix, strikes: b.Strikes, reason: b.Reason,
+		origin: b.Origin, start: b.Start, end: b.End, first: b.FirstEvent, last: b.LastEvent}
+}
+
 // logBans logs the bans that come on in, a line each, in order, and hands
 // them to the notifier (which never waits for its webhooks), until in is
 // closed. Formatting and writing a line costs several microseconds, more
@@ -490,6 +495,23 @@ func (g *generation) logBans(in <-chan []banLine, done chan<- struct{}) {
 		if len(evs) > 0 {
 			g.notify.Notify(evs...)
 		}
+	}
+}
+
+// lift takes bans the store has just ended as unbanned out of the kernel
+// (committer only), logging each with who lifted it; when the firewall
+// fails, it is repaired from the store.
+func (g *generation) lift(ctx context.Context, ended []ban.Ban) {
+	var entries []firewall.Entry
+	for _, b := range ended {
+		if g.knownJail(b.Jail) {
+			entries = append(entries, firewall.Entry{Jail: b.Jail, Prefix: b.Prefix})
+		}
+		g.log.Info("unban", "jail", b.Jail, "ip", ban.IP(b.Prefix), "by", b.EndedBy)
+	}
+	if err := g.backend.Remove(ctx, entries); err != nil {
+		g.log.Error("removing bans from the firewall failed; repairing from the store", "err", err)
+		g.reconcile(ctx, &rateLog{log: g.log, count: g.countError})
 	}
 }
 

@@ -546,17 +546,7 @@ func (d *daemon) Unban(ctx context.Context, req control.UnbanRequest, peer contr
 		if len(ended) == 0 && !req.All {
 			return control.Errorf(http.StatusNotFound, "%s has no active ban%s", p, inJail(req.Jail))
 		}
-		var entries []firewall.Entry
-		for _, b := range ended {
-			if g.knownJail(b.Jail) {
-				entries = append(entries, firewall.Entry{Jail: b.Jail, Prefix: b.Prefix})
-			}
-			g.log.Info("unban", "jail", b.Jail, "ip", ban.IP(b.Prefix), "by", peer.String())
-		}
-		if err := g.backend.Remove(bg, entries); err != nil {
-			g.log.Error("removing bans from the firewall failed; repairing from the store", "err", err)
-			g.reconcile(bg, &rateLog{log: g.log, count: g.countError})
-		}
+		g.lift(bg, ended)
 		return nil
 	})
 	if err != nil {
