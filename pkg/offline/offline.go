@@ -164,13 +164,7 @@ func (r *Report) count(ev *event.Event) {
 	if ev.Time.IsZero() {
 		r.Unparsable++
 	}
-	a := r.addrs.find(ev.Addr)
-	if a.events < math.MaxUint32 { // a counter that is full stays full
-		a.events++
-	}
-	if a.byKind[k] < math.MaxUint32 {
-		a.byKind[k]++
-	}
+	r.addrs.add(ev.Addr, k)
 }
 
 // addrRec counts the events of one address in one cache line of 64 bytes:
@@ -209,22 +203,80 @@ func (a *addrRec) count() AddrCount {
 
 // addrTable is an open-addressing hash table of addrRec, cheaper than a map
 // keyed by netip.Addr, whose hashing dominated counting.
+//
+// Events are counted in batches of addrBatch: a botnet's addresses spread
+// the records over megabytes, so looking one up is a cache miss (and, on a
+// virtual machine, often a TLB miss); counting one event at a time took
+// 13-18% of `banctl test`'s time on a mixed Postfix log. A batch first loads
+// every record it will touch, in a loop whose loads do not depend on each
+// other, so the processor has many of those misses in flight at once (6%
+// less time in all; sorting a batch into table order did no better).
 type addrTable struct {
 	recs []addrRec
 	n    int
+
+	pend  [addrBatch]pendingAddr
+	npend int
+	slot  [addrBatch]uint64
+	touch uint8 // what the batch's first loop read, kept so that it is done
 }
 
-// find returns the counts of a, adding them if new.
-func (t *addrTable) find(a netip.Addr) *addrRec {
-	if 4*(t.n+1) > 3*len(t.recs) {
+// addrBatch is how many events addrTable.add holds before it counts them.
+const addrBatch = 64
+
+// pendingAddr is an event waiting in addrTable to be counted.
+type pendingAddr struct {
+	key   [16]byte
+	state uint8 // recV4 or recV6
+	kind  uint8 // the event's kind, as event.Kind.Index
+}
+
+// add counts an event of kind k (an event.Kind.Index) from a. Until flush
+// runs, the counts may lack the latest events.
+func (t *addrTable) add(a netip.Addr, k int) {
+	p := &t.pend[t.npend]
+	p.key, p.state, p.kind = a.As16(), recV6, uint8(k)
+	if a.Is4() {
+		p.state = recV4
+	}
+	t.npend++
+	if t.npend == len(t.pend) {
+		t.flush()
+	}
+}
+
+// flush counts the events that add holds.
+func (t *addrTable) flush() {
+	pend := t.pend[:t.npend]
+	t.npend = 0
+	for 4*(t.n+len(pend)) > 3*len(t.recs) {
 		t.grow()
 	}
-	key, state := a.As16(), uint8(recV6)
-	if a.Is4() {
-		state = recV4
-	}
 	mask := uint64(len(t.recs) - 1)
-	for i := keyHash(key) & mask; ; i = (i + 1) & mask {
+	slot := t.slot[:len(pend)]
+	var touch uint8
+	for i := range pend {
+		slot[i] = keyHash(pend[i].key) & mask
+		touch |= t.recs[slot[i]].state
+	}
+	t.touch = touch
+	for i := range pend {
+		p := &pend[i]
+		a := t.find(slot[i], p.key, p.state)
+		if a.events < math.MaxUint32 { // a counter that is full stays full
+			a.events++
+		}
+		if a.byKind[p.kind] < math.MaxUint32 {
+			a.byKind[p.kind]++
+		}
+	}
+}
+
+// find returns the record of key, whose probe starts at slot i, adding it
+// if new. The table must have room for it.
+func (t *addrTable) find(i uint64, key [16]byte, state uint8) *addrRec {
+	mask := uint64(len(t.recs) - 1)
+	for ; ; i = (i + 1) & mask {
 		r := &t.recs[i]
 		if r.state == recEmpty {
 			r.key, r.state = key, state
@@ -268,6 +320,7 @@ func (r *Report) flushFilter() {
 // finish fills the maps that count keeps in cheaper form while it runs.
 func (r *Report) finish() {
 	r.flushFilter()
+	r.addrs.flush()
 	for i, n := range r.byKind {
 		if n > 0 {
 			r.ByEvent[event.Known[i]] = n
