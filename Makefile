@@ -11,6 +11,8 @@
 #   make bench-cluster bans of 3 cluster nodes on one PostgreSQL reaching
 #                the others: p50/p99 (root)
 #   make bench-web the history page's requests over 1,000,000 bans
+#   make pgo     the CPU profiles that go build optimises banctl and banwatchd
+#                with (cmd/*/default.pgo), taken anew from their benchmarks
 #   make fuzz    long fuzz runs (FUZZTIME each, default 5m)
 #   make soak    the long reliability run (root, about 65 minutes): every fuzz
 #                target for FUZZTIME, then 50 SIGKILL cycles, a 10-minute
@@ -39,7 +41,7 @@ DEBIAN_PACKAGES ?= nftables iproute2 util-linux gcc libc6-dev postfix dovecot-co
 DEBIAN_PACKAGES_BARE ?= chromium fonts-liberation
 POLICY_RCD = /usr/sbin/policy-rc.d
 
-.PHONY: all build install man deb check deps fmt vet staticcheck test test-all fuzz-smoke fuzz soak soak-short bench bench-cluster bench-go bench-web clean
+.PHONY: all build install man deb check deps fmt vet staticcheck test test-all fuzz-smoke fuzz soak soak-short bench bench-cluster bench-go bench-web pgo clean
 
 all: build
 
@@ -214,6 +216,17 @@ bench-go:
 # The history page's requests over a store of 1,000,000 bans (docs/web.md).
 # The store is written at the first run (about 7 minutes) and kept in /tmp,
 # named by its schema version, for the later ones.
+# Profile-guided optimisation: go build reads cmd/NAME/default.pgo when it
+# builds that command. banctl's profile is the offline matcher on generated
+# Postfix logs (one filter and all); banwatchd's the whole pipeline from
+# nxadm/tail to the store. Take them again after a large change to the hot
+# paths; an old profile is still valid, only less apt.
+pgo:
+	$(GO) test -run '^$$' -bench 'RunPostfix$$|RunAllFilters$$' -benchtime 10x -cpu 1 \
+		-cpuprofile $(CURDIR)/cmd/banctl/default.pgo -o /dev/null ./pkg/offline
+	$(GO) test -run '^$$' -bench 'Pipeline$$' -benchtime 2x \
+		-cpuprofile $(CURDIR)/cmd/banwatchd/default.pgo -o /dev/null ./pkg/daemon
+
 bench-web:
 	$(GO) test -run '^$$' -bench '^BenchmarkPage$$' -benchtime 20x ./pkg/web
 
