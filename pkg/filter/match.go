@@ -187,19 +187,34 @@ func (h *hostCache) set(b []byte, n int) {
 // ("postfix/smtpd[" or "dovecot: ") and which filters watch each: a line
 // that starts, after the host name, with one of them needs no search for
 // the blank after the tag and no look-up of its watchers. A log has few
-// tags, so the entries are compared in turn.
+// tags; a line is compared only with the entries of its bucket.
 type hdrCache struct {
 	ents [hdrEnts]hdrEnt
 	n    int // entries in use
 	next int // the entry to replace when all are in use
+	// Every key in use holds at least its first sigLen bytes (the
+	// shortest key's length, at most 16), so an entry can only hold a
+	// line that has the same first sigLen bytes: the buckets sort entries
+	// and lines by a hash of those bytes (sigMask selects them).
+	sigMask [2]uint64
+	bucket  [hdrBuckets]uint8 // the entries (bit i: ents[i]) of each bucket
 }
 
-// hdrEnts is how many tags a hdrCache holds; hdrKeyLen the longest tag with
-// its delimiter it keeps.
+// hdrEnts is how many tags a hdrCache holds (at most 8: a bucket is a
+// uint8); hdrKeyLen the longest tag with its delimiter it keeps;
+// hdrBuckets how many buckets sort them.
 const (
-	hdrEnts   = 8
-	hdrKeyLen = 32
+	hdrEnts    = 8
+	hdrKeyLen  = 32
+	hdrBuckets = 16
 )
+
+// bucketOf returns the bucket of a line or key whose first 16 bytes are the
+// little-endian words w0 and w1.
+func (c *hdrCache) bucketOf(w0, w1 uint64) int {
+	a, b := w0&c.sigMask[0], w1&c.sigMask[1]
+	return int((a*0x9E3779B97F4A7C15 ^ b*0xC2B2AE3D27D4EB4F) >> 60)
+}
 
 // hdrEnt is one remembered tag: key is the tag and "[" (pid set) or the tag
 // and ": ", little-endian, with mask the bytes of key that hold it.
@@ -229,8 +244,8 @@ func (c *hdrCache) lookup(b []byte) (tagLen, body int, watched uint64, ok bool) 
 	}
 	w0, w1 := binary.LittleEndian.Uint64(b), binary.LittleEndian.Uint64(b[8:])
 	w2, w3 := binary.LittleEndian.Uint64(b[16:]), binary.LittleEndian.Uint64(b[24:])
-	for i := range c.ents[:c.n] {
-		e := &c.ents[i]
+	for in := c.bucket[c.bucketOf(w0, w1)]; in != 0; in &= in - 1 {
+		e := &c.ents[bits.TrailingZeros8(in)]
 		if !e.holds(w0, w1, w2, w3) {
 			continue
 		}
@@ -238,16 +253,34 @@ func (c *hdrCache) lookup(b []byte) (tagLen, body int, watched uint64, ok bool) 
 			return e.tagLen, e.n, e.watched, true
 		}
 		// "[", one or more digits, "]: ".
-		j := e.n
-		for j < len(b) && b[j]-'0' <= 9 {
-			j++
-		}
+		j := skipDigits(b, e.n)
 		if j == e.n || j+3 > len(b) || b[j] != ']' || b[j+1] != ':' || b[j+2] != ' ' {
-			return 0, 0, 0, false
+			continue // "a[1][2]x: " holds "a[1][", and may be an entry too
 		}
 		return e.tagLen, j + 3, e.watched, true
 	}
 	return 0, 0, 0, false
+}
+
+// skipDigits returns the index of the first byte of b from i on that is
+// not an ASCII digit, or len(b). Eight bytes are looked at in one go, as
+// a process id's digits are a few.
+func skipDigits(b []byte, i int) int {
+	for i+8 <= len(b) {
+		w := binary.LittleEndian.Uint64(b[i:])
+		// A byte's top bit is set if it is below '0' (the subtraction
+		// borrows) or above '9' (the addition reaches 0x80, or the
+		// subtraction leaves it set). Digits neither borrow nor carry,
+		// so every byte up to the first other one is judged alone.
+		if m := ((w + 0x4646464646464646) | (w - 0x3030303030303030)) & 0x8080808080808080; m != 0 {
+			return i + bits.TrailingZeros64(m)/8
+		}
+		i += 8
+	}
+	for i < len(b) && b[i]-'0' <= 9 {
+		i++
+	}
+	return i
 }
 
 // add remembers the header of b, the line from the tag on, that header
@@ -275,6 +308,24 @@ func (c *hdrCache) add(b []byte, tagLen, body int, watched uint64) {
 		e.key[w] = binary.LittleEndian.Uint64(b[8*w:]) & e.mask[w]
 	}
 	e.n, e.tagLen, e.pid, e.watched = n, tagLen, pid, watched
+	c.sort()
+}
+
+// sort puts the entries in use into their buckets.
+func (c *hdrCache) sort() {
+	sig := 16
+	for i := range c.ents[:c.n] {
+		sig = min(sig, c.ents[i].n)
+	}
+	for w := range c.sigMask {
+		k := min(max(sig-8*w, 0), 8)
+		c.sigMask[w] = ^uint64(0) >> (64 - 8*k) // 0 when k is
+	}
+	c.bucket = [hdrBuckets]uint8{}
+	for i := range c.ents[:c.n] {
+		e := &c.ents[i]
+		c.bucket[c.bucketOf(e.key[0], e.key[1])] |= 1 << i
+	}
 }
 
 // tagSlots is the size of a Matcher's direct-mapped cache of syslog tags;

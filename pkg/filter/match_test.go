@@ -1,6 +1,7 @@
 package filter
 
 import (
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -150,6 +151,32 @@ func TestHeaderTagCache(t *testing.T) {
 	if hits < 50 {
 		t.Errorf("only %d lines found in the cache", hits)
 	}
+	// All the lines through one cache, in several orders: more tags than
+	// it holds, of keys from 5 to 32 bytes, so that entries are replaced
+	// and the shortest key, which buckets them, changes.
+	rng := rand.New(rand.NewPCG(1, 2))
+	for round := range 20 {
+		var c hdrCache
+		for _, line := range all {
+			got := parse(line, &c)
+			want := parse(line, nil)
+			if got.hdrOK != want.hdrOK || got.hdrOK && (got.tagOff != want.tagOff || got.tagEnd != want.tagEnd || got.bodyOff != want.bodyOff) {
+				t.Fatalf("round %d: %q: %v %d %d %d, want %v %d %d %d", round, line,
+					got.hdrOK, got.tagOff, got.tagEnd, got.bodyOff, want.hdrOK, want.tagOff, want.tagEnd, want.bodyOff)
+			}
+			if got.hdrOK && got.maskOK && got.watched != uint64(len(got.tag())) {
+				t.Fatalf("round %d: %q: watchers %d, want those of tag %q", round, line, got.watched, got.tag())
+			}
+			// A header the cache keeps (see add) is found right after.
+			pid := got.hdrOK && got.line[got.tagEnd] == '['
+			kept := got.hdrOK && len(got.line)-got.tagOff >= hdrKeyLen &&
+				(pid && got.tagEnd-got.tagOff+1 <= hdrKeyLen || !pid && got.bodyOff == got.tagEnd+2 && got.tagEnd-got.tagOff+2 <= hdrKeyLen)
+			if again := parse(line, &c); kept && again.hdrMiss {
+				t.Fatalf("round %d: %q: not found in the cache right after it was parsed", round, line)
+			}
+		}
+		rng.Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
+	}
 }
 
 // TestCandidates checks the rules a line's literals select.
@@ -184,5 +211,28 @@ func TestCandidates(t *testing.T) {
 	}
 	if litRules(many, 1) != nil {
 		t.Error("litRules of 65 rules is not nil")
+	}
+}
+
+// TestSkipDigits holds skipDigits to a byte-by-byte loop on every byte
+// value before, among and after runs of digits of every length up to 20.
+func TestSkipDigits(t *testing.T) {
+	slow := func(b []byte, i int) int {
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+		return i
+	}
+	for n := 0; n <= 20; n++ {
+		for c := 0; c < 256; c++ {
+			for _, pad := range []int{0, 1, 9} {
+				b := []byte("x[" + strings.Repeat("7", n))
+				b = append(b, byte(c))
+				b = append(b, strings.Repeat("]", pad)...)
+				if got, want := skipDigits(b, 2), slow(b, 2); got != want {
+					t.Fatalf("skipDigits(%q, 2) = %d, want %d", b, got, want)
+				}
+			}
+		}
 	}
 }

@@ -147,6 +147,10 @@ func equalPrefix(line []byte, key *[48]byte, n int) bool {
 	if n < 8 {
 		return string(line[:n]) == string(key[:n])
 	}
+	if n <= 16 { // a syslog timestamp: two words, the second overlapping
+		return binary.LittleEndian.Uint64(line) == binary.LittleEndian.Uint64(key[:]) &&
+			binary.LittleEndian.Uint64(line[n-8:]) == binary.LittleEndian.Uint64(key[n-8:])
+	}
 	// Eight bytes at a time, the last eight overlapping the ones before.
 	i := 0
 	for ; i+8 < n; i += 8 {
