@@ -221,11 +221,14 @@ bench-go:
 # Postfix logs (one filter and all); banwatchd's the whole pipeline from
 # nxadm/tail to the store. Take them again after a large change to the hot
 # paths; an old profile is still valid, only less apt.
+# (go test writes the test binary of a profiled run to -o: never /dev/null,
+# which it would replace.)
 pgo:
+	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
 	$(GO) test -run '^$$' -bench 'RunPostfix$$|RunAllFilters$$' -benchtime 10x -cpu 1 \
-		-cpuprofile $(CURDIR)/cmd/banctl/default.pgo -o /dev/null ./pkg/offline
+		-cpuprofile $(CURDIR)/cmd/banctl/default.pgo -o "$$tmp/offline.test" ./pkg/offline && \
 	$(GO) test -run '^$$' -bench 'Pipeline$$' -benchtime 2x \
-		-cpuprofile $(CURDIR)/cmd/banwatchd/default.pgo -o /dev/null ./pkg/daemon
+		-cpuprofile $(CURDIR)/cmd/banwatchd/default.pgo -o "$$tmp/daemon.test" ./pkg/daemon
 
 bench-web:
 	$(GO) test -run '^$$' -bench '^BenchmarkPage$$' -benchtime 20x ./pkg/web
