@@ -57,6 +57,7 @@ import (
 	"time"
 
 	"github.com/banwatch/banwatch/bench/loggen"
+	"github.com/banwatch/banwatch/internal/benchref"
 )
 
 // Where Debian's packages put the tools.
@@ -362,7 +363,8 @@ func buildBanctl(ctx context.Context, path string, logger *slog.Logger) error {
 		return errors.New("compare: not in the banwatch source tree: run from it, or give a built banctl with -bin")
 	}
 	start := time.Now()
-	cmd := exec.CommandContext(ctx, goTool, "build", "-o", path, "./cmd/banctl")
+	args := append([]string{"build"}, benchref.BuildFlags(filepath.Dir(mod))...)
+	cmd := exec.CommandContext(ctx, goTool, append(args, "-o", path, "./cmd/banctl")...)
 	cmd.Dir = filepath.Dir(mod)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("compare: building banctl: %w\n%s", err, out)

@@ -48,6 +48,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/banwatch/banwatch/internal/benchref"
 )
 
 var (
@@ -244,7 +246,8 @@ func build(ctx context.Context, dst string, pkgs ...string) error {
 		return err
 	}
 	progress("building %s", strings.Join(pkgs, " "))
-	cmd := exec.CommandContext(ctx, gobin, append([]string{"build", "-o", dst + "/"}, pkgs...)...)
+	args := append([]string{"build"}, benchref.BuildFlags(filepath.Dir(mod))...)
+	cmd := exec.CommandContext(ctx, gobin, append(append(args, "-o", dst+"/"), pkgs...)...)
 	cmd.Dir = filepath.Dir(mod)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build: %v\n%s", err, out)

@@ -37,6 +37,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/banwatch/banwatch/internal/benchref"
 )
 
 // compareRow is a line of `bench/compare -json`.
@@ -92,7 +94,9 @@ func run(ctx context.Context, quick bool, only string, out io.Writer) error {
 	}
 	defer os.RemoveAll(dir)
 	step("building banwatchd, banctl and fillstore")
-	if err := command(ctx, nil, "go", "build", "-o", dir+"/", "./cmd/banwatchd", "./cmd/banctl", "./bench/cmd/fillstore").Run(); err != nil {
+	args := append([]string{"build"}, benchref.BuildFlags(".")...)
+	args = append(args, "-o", dir+"/", "./cmd/banwatchd", "./cmd/banctl", "./bench/cmd/fillstore")
+	if err := command(ctx, nil, "go", args...).Run(); err != nil {
 		return fmt.Errorf("go build: %w", err)
 	}
 	parts := map[string]bool{}

@@ -33,7 +33,9 @@ func TestDebianPackage(t *testing.T) {
 	}
 	dist := t.TempDir()
 	gobin := goTool()
-	mk := exec.Command("make", "-C", "../..", "deb", "DIST="+dist, "GO="+gobin, "VERSION=0.0.1+test")
+	// PGO=off: the profile-optimised build takes minutes from a cold
+	// cache, and this tests the packaging, not the code's speed.
+	mk := exec.Command("make", "-C", "../..", "deb", "DIST="+dist, "GO="+gobin, "VERSION=0.0.1+test", "PGO=off")
 	if out, err := mk.CombinedOutput(); err != nil {
 		t.Fatalf("make deb: %v\n%s", err, out)
 	}
@@ -103,7 +105,7 @@ func TestMakeInstall(t *testing.T) {
 	gobin := goTool()
 	install := func() {
 		t.Helper()
-		cmd := exec.Command("make", "-C", "../..", "install", "DESTDIR="+dest, "PREFIX=/opt/bw", "GO="+gobin)
+		cmd := exec.Command("make", "-C", "../..", "install", "DESTDIR="+dest, "PREFIX=/opt/bw", "GO="+gobin, "PGO=off") // as in TestPackage
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("make install: %v\n%s", err, out)
 		}
