@@ -112,6 +112,11 @@ func run(ctx context.Context, quick bool, only string, out io.Writer) error {
 		args := []string{"run", "./bench/compare", "-json", "-bin", dir}
 		if quick {
 			args = append(args, "-lines", "200000", "-f2b-lines", "20000", "-runs", "1")
+		} else {
+			// Five rounds, not compare's three: banctl's 0.2-0.4 s run
+			// varies more with the machine's other work than sshguard's
+			// 2.5 s, and the median of five is steadier.
+			args = append(args, "-runs", "5")
 		}
 		lines, err := jsonLines(ctx, args)
 		if err != nil {
