@@ -213,9 +213,6 @@ bench-cluster: deps
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem -cpu 1 -count 5 ./pkg/offline ./pkg/filter
 
-# The history page's requests over a store of 1,000,000 bans (docs/web.md).
-# The store is written at the first run (about 7 minutes) and kept in /tmp,
-# named by its schema version, for the later ones.
 # Profile-guided optimisation. make build (and so install and deb) and the
 # benchmark harness build with -pgo=$(PGO); go run, go build and go test
 # without the flag do not, because a cold build with a profile takes several
@@ -237,6 +234,9 @@ pgo:
 	$(GO) tool pprof -proto "$$tmp/banctl.pgo" "$$tmp/banwatchd.pgo" >"$$tmp/release.pgo" && \
 	mv "$$tmp/release.pgo" $(PGO)
 
+# The history page's requests over a store of 1,000,000 bans (docs/web.md).
+# The store is written at the first run (about 7 minutes) and kept in /tmp,
+# named by its schema version, for the later ones.
 bench-web:
 	$(GO) test -run '^$$' -bench '^BenchmarkPage$$' -benchtime 20x ./pkg/web
 

@@ -105,7 +105,7 @@ func TestMakeInstall(t *testing.T) {
 	gobin := goTool()
 	install := func() {
 		t.Helper()
-		cmd := exec.Command("make", "-C", "../..", "install", "DESTDIR="+dest, "PREFIX=/opt/bw", "GO="+gobin, "PGO=off") // as in TestPackage
+		cmd := exec.Command("make", "-C", "../..", "install", "DESTDIR="+dest, "PREFIX=/opt/bw", "GO="+gobin, "PGO=off") // as in TestDebianPackage
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("make install: %v\n%s", err, out)
 		}

@@ -176,11 +176,17 @@ func (h *hostCache) set(b []byte, n int) {
 		return
 	}
 	for w := range h.word {
-		k := min(max(n-8*w, 0), 8) // bytes of the name in this word
-		h.mask[w] = ^uint64(0) >> (64 - 8*k)
+		h.mask[w] = prefixMask(n, w)
 		h.word[w] = binary.LittleEndian.Uint64(b[8*w:]) & h.mask[w]
 	}
 	h.n = n
+}
+
+// prefixMask returns the mask of the bytes, in little-endian word w (bytes
+// 8w to 8w+7), that belong to the first n bytes: all, some or none.
+func prefixMask(n, w int) uint64 {
+	k := min(max(n-8*w, 0), 8)      // bytes of the prefix in this word
+	return ^uint64(0) >> (64 - 8*k) // 0 when k is
 }
 
 // hdrCache remembers the syslog tags of recent lines with what follows them
@@ -303,8 +309,7 @@ func (c *hdrCache) add(b []byte, tagLen, body int, watched uint64) {
 	}
 	e := &c.ents[i]
 	for w := range e.key {
-		k := min(max(n-8*w, 0), 8)           // bytes of the key in this word
-		e.mask[w] = ^uint64(0) >> (64 - 8*k) // 0 when k is
+		e.mask[w] = prefixMask(n, w)
 		e.key[w] = binary.LittleEndian.Uint64(b[8*w:]) & e.mask[w]
 	}
 	e.n, e.tagLen, e.pid, e.watched = n, tagLen, pid, watched
@@ -318,8 +323,7 @@ func (c *hdrCache) sort() {
 		sig = min(sig, c.ents[i].n)
 	}
 	for w := range c.sigMask {
-		k := min(max(sig-8*w, 0), 8)
-		c.sigMask[w] = ^uint64(0) >> (64 - 8*k) // 0 when k is
+		c.sigMask[w] = prefixMask(sig, w)
 	}
 	c.bucket = [hdrBuckets]uint8{}
 	for i := range c.ents[:c.n] {
