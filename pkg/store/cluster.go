@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"net/netip"
@@ -239,6 +238,7 @@ func (s *Store) ApplyRemote(ctx context.Context, changes []Remote, cursor int64,
 	defer rollback(tx)
 	endActive := tx.StmtContext(ctx, s.endActive)
 	insBan := tx.StmtContext(ctx, s.insertBan)
+	insNew := tx.StmtContext(ctx, s.insertNewBan)
 	insEv := tx.StmtContext(ctx, s.insertEvidence)
 	activeEnd := tx.StmtContext(ctx, s.activeEnd)
 	var hours hourCounts
@@ -251,13 +251,20 @@ func (s *Store) ApplyRemote(ctx context.Context, changes []Remote, cursor int64,
 				continue
 			}
 			key := addrKey(b.Prefix.Addr())
-			var end int64
-			err := activeEnd.QueryRowContext(ctx, key, b.Prefix.Bits(), b.Jail).Scan(&end)
-			replaced := err == nil
-			switch {
-			case err == nil && end >= toNS(b.End.Add(-sameBan)):
-				continue
-			case err == nil:
+			res, err := insertActive(ctx, insNew, b, key, b.Prefix.Bits())
+			if err != nil {
+				return out, fmt.Errorf("store: apply remote: ban of %v in %q: %w", b.Prefix, b.Jail, err)
+			}
+			replaced := res == nil
+			if replaced {
+				// The prefix has an active ban in the jail.
+				var end int64
+				if err := activeEnd.QueryRowContext(ctx, key, b.Prefix.Bits(), b.Jail).Scan(&end); err != nil {
+					return out, fmt.Errorf("store: apply remote: %w", err)
+				}
+				if end >= toNS(b.End.Add(-sameBan)) {
+					continue
+				}
 				// A shorter active ban: this one replaces it.
 				start := b.Start
 				if start.After(now) {
@@ -266,13 +273,11 @@ func (s *Store) ApplyRemote(ctx context.Context, changes []Remote, cursor int64,
 				if _, err := endActive.ExecContext(ctx, toNS(start), key, b.Prefix.Bits(), b.Jail); err != nil {
 					return out, fmt.Errorf("store: apply remote: %w", err)
 				}
-			case err != sql.ErrNoRows:
-				return out, fmt.Errorf("store: apply remote: %w", err)
-			}
-			res, err := insBan.ExecContext(ctx, key, b.Prefix.Bits(), b.Jail, b.Origin, toNS(b.Start), toNS(b.End), b.Strikes,
-				b.Reason, toNS(b.FirstEvent), toNS(b.LastEvent), "", 0, "", b.Node)
-			if err != nil {
-				return out, fmt.Errorf("store: apply remote: ban of %v in %q: %w", b.Prefix, b.Jail, err)
+				res, err = insBan.ExecContext(ctx, key, b.Prefix.Bits(), b.Jail, b.Origin, toNS(b.Start), toNS(b.End), b.Strikes,
+					b.Reason, toNS(b.FirstEvent), toNS(b.LastEvent), "", 0, "", b.Node)
+				if err != nil {
+					return out, fmt.Errorf("store: apply remote: ban of %v in %q: %w", b.Prefix, b.Jail, err)
+				}
 			}
 			if b.ID, err = res.LastInsertId(); err != nil {
 				return out, fmt.Errorf("store: apply remote: %w", err)

@@ -113,6 +113,7 @@ func (s *Store) Commit(ctx context.Context, b Batch) error {
 	if len(b.Bans) > 0 {
 		end := tx.StmtContext(ctx, s.endActive)
 		ins := tx.StmtContext(ctx, s.insertBan)
+		insNew := tx.StmtContext(ctx, s.insertNewBan)
 		ev := tx.StmtContext(ctx, s.insertEvidence)
 		lines := tx.StmtContext(ctx, s.strikeLines)
 		var hours hourCounts
@@ -131,16 +132,27 @@ func (s *Store) Commit(ctx context.Context, b Batch) error {
 				}
 				found[i] = evidence
 			}
+			var res sql.Result
 			if bn.Ended == ban.EndActive {
-				if _, err := end.ExecContext(ctx, toNS(bn.Start), key, p.Bits(), bn.Jail); err != nil {
-					return fmt.Errorf("store: commit: replace ban of %v in %q: %w", p, bn.Jail, err)
+				res, err = insertActive(ctx, insNew, bn, key, p.Bits())
+				if err != nil {
+					return fmt.Errorf("store: commit: ban of %v in %q: %w", p, bn.Jail, err)
+				}
+				if res == nil {
+					// The prefix has an active ban in the jail: this one
+					// replaces it.
+					if _, err := end.ExecContext(ctx, toNS(bn.Start), key, p.Bits(), bn.Jail); err != nil {
+						return fmt.Errorf("store: commit: replace ban of %v in %q: %w", p, bn.Jail, err)
+					}
 				}
 			}
-			res, err := ins.ExecContext(ctx, key, p.Bits(), bn.Jail, bn.Origin,
-				toNS(bn.Start), toNS(bn.End), bn.Strikes, bn.Reason,
-				toNS(bn.FirstEvent), toNS(bn.LastEvent), bn.Ended, toNS(bn.EndedAt), bn.EndedBy, bn.Node)
-			if err != nil {
-				return fmt.Errorf("store: commit: ban of %v in %q: %w", p, bn.Jail, err)
+			if res == nil {
+				res, err = ins.ExecContext(ctx, key, p.Bits(), bn.Jail, bn.Origin,
+					toNS(bn.Start), toNS(bn.End), bn.Strikes, bn.Reason,
+					toNS(bn.FirstEvent), toNS(bn.LastEvent), bn.Ended, toNS(bn.EndedAt), bn.EndedBy, bn.Node)
+				if err != nil {
+					return fmt.Errorf("store: commit: ban of %v in %q: %w", p, bn.Jail, err)
+				}
 			}
 			if ids[i], err = res.LastInsertId(); err != nil {
 				return fmt.Errorf("store: commit: ban of %v in %q: %w", p, bn.Jail, err)
@@ -180,6 +192,26 @@ func (s *Store) Commit(ctx context.Context, b Batch) error {
 		}
 	}
 	return nil
+}
+
+// insertActive inserts the active ban bn (its prefix masked to key and
+// bits) with st, the insertNewBan statement, unless its prefix already has
+// an active ban in its jail: then it inserts nothing and returns a nil
+// Result.
+func insertActive(ctx context.Context, st *sql.Stmt, bn *ban.Ban, key []byte, bits int) (sql.Result, error) {
+	res, err := st.ExecContext(ctx, key, bits, bn.Jail, bn.Origin, toNS(bn.Start), toNS(bn.End), bn.Strikes,
+		bn.Reason, toNS(bn.FirstEvent), toNS(bn.LastEvent), bn.Node)
+	if err != nil {
+		return nil, err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return nil, err
+	}
+	if n == 0 {
+		return nil, nil
+	}
+	return res, nil
 }
 
 // strikeEvidence reads the lines of bn's strikes, oldest first.

@@ -83,6 +83,7 @@ type Store struct {
 	addBanHour     *sql.Stmt // on w: the bans per hour and jail
 	endActive      *sql.Stmt // on w: end the active ban a new one replaces
 	insertBan      *sql.Stmt // on w
+	insertNewBan   *sql.Stmt // on w: an active ban, unless its prefix and jail have one
 	insertEvidence *sql.Stmt // on w
 	insertOutbox   *sql.Stmt // on w: a change for the cluster
 	activeEnd      *sql.Stmt // on w: the end of the active ban of a prefix in a jail
@@ -215,6 +216,15 @@ WHERE addr = ?2 AND bits = ?3 AND jail = ?4 AND ended = ''`},
 		{s.w, &s.insertBan, `
 INSERT INTO bans (addr, bits, jail, origin, start_ns, end_ns, strikes, reason, first_ns, last_ns, ended, ended_at, ended_by, node)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+		// Most new bans are of a prefix without an active ban in their
+		// jail: trying the insert first spares them the look-up or the
+		// update that a replacement needs (about 5 µs a ban). The
+		// conflict target is bans_active_key, so nothing is inserted
+		// exactly when the prefix has an active ban in the jail.
+		{s.w, &s.insertNewBan, `
+INSERT INTO bans (addr, bits, jail, origin, start_ns, end_ns, strikes, reason, first_ns, last_ns, ended, ended_at, ended_by, node)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', 0, '', ?)
+ON CONFLICT (addr, bits, jail) WHERE ended = '' DO NOTHING`},
 		{s.w, &s.insertOutbox, `
 INSERT INTO outbox (kind, ban_id, jail, addr, bits, at_ns, by, event, weight) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`},
 		{s.w, &s.insertEvidence, `INSERT INTO evidence (ban_id, lines) VALUES (?, ?)`},
@@ -262,7 +272,7 @@ func (s *Store) Close() error {
 func (s *Store) close() error {
 	var errs []error
 	for _, st := range []*sql.Stmt{
-		s.upsertPosition, s.insertStrike, s.addEventHour, s.addBanHour, s.endActive, s.insertBan, s.insertEvidence, s.insertOutbox, s.activeEnd, s.strikeLines,
+		s.upsertPosition, s.insertStrike, s.addEventHour, s.addBanHour, s.endActive, s.insertBan, s.insertNewBan, s.insertEvidence, s.insertOutbox, s.activeEnd, s.strikeLines,
 		s.expireChunk, s.countActive, s.selectStrikes, s.selectPos,
 	} {
 		if st != nil {
