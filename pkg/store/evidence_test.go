@@ -134,3 +134,109 @@ func TestEvidenceWindows(t *testing.T) {
 		})
 	}
 }
+
+// A ban committed with all its strikes in the same batch takes its
+// evidence from them (batchStrikes); the evidence is the same as when the
+// strikes were committed before and the store is asked.
+func TestEvidenceInBatch(t *testing.T) {
+	a := netip.MustParseAddr("203.0.113.7")
+	b6 := netip.MustParseAddr("2001:db8::7")
+	other := netip.MustParseAddr("203.0.113.8")
+	strike := func(addr netip.Addr, jail string, sec, weight int) ban.Strike {
+		return ban.Strike{Jail: jail, Addr: addr, Time: t0.Add(time.Duration(sec) * time.Second), Kind: event.AuthFailure,
+			Weight: weight, Line: fmt.Sprintf("%s in %s at %d weighing %d", addr, jail, sec, weight)}
+	}
+	jailBan := func(p string, jail string, first, last, strikes int) *ban.Ban {
+		return &ban.Ban{Prefix: netip.MustParsePrefix(p), Jail: jail, Origin: ban.OriginJail, Start: t0.Add(time.Duration(last) * time.Second),
+			End: t0.Add(time.Hour), Strikes: strikes, Reason: "auth_failure",
+			FirstEvent: t0.Add(time.Duration(first) * time.Second), LastEvent: t0.Add(time.Duration(last) * time.Second)}
+	}
+	for _, c := range []struct {
+		name    string
+		strikes []ban.Strike
+		bans    []*ban.Ban
+		limit   int
+		inBatch []bool     // per ban: evidence from the batch
+		want    [][]string // per ban
+	}{
+		{
+			name:    "first strike",
+			strikes: []ban.Strike{strike(other, "postfix", 1, 1), strike(a, "postfix", 2, 1)},
+			bans:    []*ban.Ban{jailBan("203.0.113.7/32", "postfix", 2, 2, 1)},
+			limit:   10, inBatch: []bool{true},
+			want: [][]string{{"203.0.113.7 in postfix at 2 weighing 1"}},
+		},
+		{
+			name: "newest kept, oldest first, equal times in batch order",
+			strikes: []ban.Strike{strike(a, "postfix", 3, 1), strike(a, "postfix", 1, 1), strike(a, "dovecot", 2, 1),
+				strike(a, "postfix", 3, 2), strike(other, "postfix", 3, 1), strike(a, "postfix", 2, 1)},
+			bans:  []*ban.Ban{jailBan("203.0.113.7/32", "postfix", 1, 3, 5)},
+			limit: 3, inBatch: []bool{true},
+			want: [][]string{{"203.0.113.7 in postfix at 2 weighing 1", "203.0.113.7 in postfix at 3 weighing 1", "203.0.113.7 in postfix at 3 weighing 2"}},
+		},
+		{
+			name:    "two jails, IPv6, a heavy strike",
+			strikes: []ban.Strike{strike(b6, "postfix", 1, 5), strike(b6, "dovecot", 1, 1), strike(b6, "dovecot", 2, 1)},
+			bans:    []*ban.Ban{jailBan("2001:db8::7/128", "postfix", 1, 1, 5), jailBan("2001:db8::7/128", "dovecot", 1, 2, 2)},
+			limit:   10, inBatch: []bool{true, true},
+			want: [][]string{{"2001:db8::7 in postfix at 1 weighing 5"},
+				{"2001:db8::7 in dovecot at 1 weighing 1", "2001:db8::7 in dovecot at 2 weighing 1"}},
+		},
+		{
+			name:    "a strike outside the window is not counted",
+			strikes: []ban.Strike{strike(a, "postfix", 1, 1), strike(a, "postfix", 5, 1), strike(a, "postfix", 6, 1)},
+			bans:    []*ban.Ban{jailBan("203.0.113.7/32", "postfix", 5, 6, 2)},
+			limit:   10, inBatch: []bool{true},
+			want: [][]string{{"203.0.113.7 in postfix at 5 weighing 1", "203.0.113.7 in postfix at 6 weighing 1"}},
+		},
+		{
+			name:    "fewer strikes in the batch than the ban counted: the store is asked",
+			strikes: []ban.Strike{strike(a, "postfix", 5, 1)},
+			bans:    []*ban.Ban{jailBan("203.0.113.7/32", "postfix", 5, 5, 2)},
+			limit:   10, inBatch: []bool{false},
+			want: [][]string{{"203.0.113.7 in postfix at 5 weighing 1"}},
+		},
+		{
+			name:    "a subnet's ban: the store is asked",
+			strikes: []ban.Strike{strike(netip.MustParseAddr("198.51.100.0"), "postfix", 5, 1)},
+			bans:    []*ban.Ban{jailBan("198.51.100.0/24", "postfix", 5, 5, 1)},
+			limit:   10, inBatch: []bool{false},
+			want: [][]string{{"198.51.100.0 in postfix at 5 weighing 1"}},
+		},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			prefixes := make([]netip.Prefix, len(c.bans))
+			for i, bn := range c.bans {
+				prefixes[i] = bn.Prefix
+			}
+			own := batchStrikes(Batch{Strikes: c.strikes, Bans: c.bans}, prefixes)
+			for i, want := range c.inBatch {
+				if got := own != nil && own[i] != nil; got != want {
+					t.Errorf("ban %d: evidence from the batch = %v, want %v", i, got, want)
+				}
+			}
+			clone := func() []*ban.Ban {
+				out := make([]*ban.Ban, len(c.bans))
+				for i, bn := range c.bans {
+					cp := *bn
+					out[i] = &cp
+				}
+				return out
+			}
+			limits := map[string]int{"postfix": c.limit, "dovecot": c.limit}
+			together, apart := clone(), clone()
+			commit(t, openTest(t, ""), Batch{Strikes: c.strikes, Bans: together, EvidenceLimit: limits})
+			s := openTest(t, "")
+			commit(t, s, Batch{Strikes: c.strikes})
+			commit(t, s, Batch{Bans: apart, EvidenceLimit: limits})
+			for i := range c.bans {
+				if !slices.Equal(together[i].Evidence, c.want[i]) {
+					t.Errorf("ban %d, strikes in its batch: evidence %q,\nwant %q", i, together[i].Evidence, c.want[i])
+				}
+				if !slices.Equal(apart[i].Evidence, c.want[i]) {
+					t.Errorf("ban %d, strikes committed before: evidence %q,\nwant %q", i, apart[i].Evidence, c.want[i])
+				}
+			}
+		})
+	}
+}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"database/sql/driver"
@@ -116,6 +117,7 @@ func (s *Store) Commit(ctx context.Context, b Batch) error {
 		insNew := tx.StmtContext(ctx, s.insertNewBan)
 		ev := tx.StmtContext(ctx, s.insertEvidence)
 		lines := tx.StmtContext(ctx, s.strikeLines)
+		own := batchStrikes(b, prefixes)
 		var hours hourCounts
 		for i, bn := range b.Bans {
 			hours.add(bn.Start, bn.Jail)
@@ -127,7 +129,9 @@ func (s *Store) Commit(ctx context.Context, b Batch) error {
 				if !ok {
 					limit = DefaultEvidence
 				}
-				if evidence, err = strikeEvidence(ctx, lines, bn, key, limit); err != nil {
+				if own != nil && own[i] != nil {
+					evidence = evidenceOf(b.Strikes, own[i], limit)
+				} else if evidence, err = strikeEvidence(ctx, lines, bn, key, limit); err != nil {
 					return fmt.Errorf("store: commit: evidence of %v in %q: %w", p, bn.Jail, err)
 				}
 				found[i] = evidence
@@ -192,6 +196,77 @@ func (s *Store) Commit(ctx context.Context, b Batch) error {
 		}
 	}
 	return nil
+}
+
+// batchStrikes finds the bans of b whose evidence b's own strikes give:
+// a jail's ban of one address, without Evidence, whose strikes in b from
+// FirstEvent to LastEvent weigh exactly its Strikes. Those are the
+// strikes its jail counted, so no earlier ones are looked up in the store
+// (a look-up costs about 15 µs a ban; in a flood of new addresses, most
+// bans come with their strikes in the same batch). For such a ban i,
+// own[i] holds the indexes of those strikes in b.Strikes, in order; for
+// the others it is nil, and so is own when there are none.
+func batchStrikes(b Batch, prefixes []netip.Prefix) (own [][]int) {
+	if len(b.Strikes) == 0 {
+		return nil
+	}
+	type key struct {
+		jail string
+		addr netip.Addr // as addrKey stores it: without a zone
+	}
+	want := make(map[key][]int)
+	for i, bn := range b.Bans {
+		p := prefixes[i]
+		if bn.Evidence == nil && bn.Origin == ban.OriginJail && p.IsSingleIP() {
+			k := key{bn.Jail, p.Addr().WithZone("")}
+			want[k] = append(want[k], i)
+		}
+	}
+	if len(want) == 0 {
+		return nil
+	}
+	own = make([][]int, len(b.Bans))
+	weight := make([]int, len(b.Bans))
+	for si := range b.Strikes {
+		k := &b.Strikes[si]
+		bans, ok := want[key{k.Jail, k.Addr.WithZone("")}]
+		if !ok {
+			continue
+		}
+		t := toNS(k.Time)
+		for _, i := range bans {
+			bn := b.Bans[i]
+			if t >= toNS(bn.FirstEvent) && t <= toNS(bn.LastEvent) {
+				own[i] = append(own[i], si)
+				weight[i] += k.Weight
+			}
+		}
+	}
+	for i := range own {
+		if own[i] != nil && weight[i] != b.Bans[i].Strikes {
+			own[i] = nil
+		}
+	}
+	return own
+}
+
+// evidenceOf returns the lines of strikes[idx], the newest limit of them
+// by time (then by order in strikes), oldest first: what strikeEvidence
+// reads from the store for the same strikes.
+func evidenceOf(strikes []ban.Strike, idx []int, limit int) []string {
+	if limit <= 0 {
+		return nil
+	}
+	idx = slices.Clone(idx)
+	slices.SortStableFunc(idx, func(a, b int) int { return cmp.Compare(toNS(strikes[a].Time), toNS(strikes[b].Time)) })
+	if len(idx) > limit {
+		idx = idx[len(idx)-limit:]
+	}
+	out := make([]string, len(idx))
+	for j, si := range idx {
+		out[j] = strikes[si].Line
+	}
+	return out
 }
 
 // insertActive inserts the active ban bn (its prefix masked to key and
