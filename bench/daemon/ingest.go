@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,12 +12,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/banwatch/banwatch/bench/loggen"
+	"github.com/banwatch/banwatch/internal/benchref"
 )
 
 // chunkSize is the size of the writes that append the ingest log.
@@ -100,31 +103,96 @@ func benchIngest(ctx context.Context, o *opts) []result {
 		if !pin {
 			label = "unpinned"
 		}
-		d, derr := ingestDaemon(ctx, cs, int64(n), pin)
+		rounds, err := runIngestRounds(ctx, cs, n, pin, o.ingestRounds)
 		if ctx.Err() != nil {
 			return rs
 		}
-		tr, terr := ingestTail(ctx, cs, n, pin)
-		if derr != nil {
-			rs = append(rs, failed(label+", banwatchd", derr))
-		} else {
-			rs = append(rs, result{Measure: label + ", banwatchd lines/s", Value: d.rate, Unit: "lines/s",
-				Result: commas(int64(d.rate)) + " lines/s", Status: statusInfo,
-				Notes: d.notes()})
+		if err != nil {
+			rs = append(rs, failed(label, err))
+			continue
 		}
-		if terr != nil {
-			rs = append(rs, failed(label+", nxadm/tail", terr))
-		} else {
-			rs = append(rs, result{Measure: label + ", bare nxadm/tail lines/s", Value: tr, Unit: "lines/s",
-				Result: commas(int64(tr)) + " lines/s", Status: statusInfo, Notes: "tail.TailFile, Follow, no ReOpen, from offset 0, separate process"})
+		d, tr, ratio := rounds.medians()
+		rs = append(rs, result{Measure: label + ", banwatchd lines/s", Value: d.rate, Unit: "lines/s",
+			Result: commas(int64(d.rate)) + " lines/s", Status: statusInfo,
+			Notes: fmt.Sprintf("median of %d rounds (%s lines/s); its run: %s", len(rounds), rounds.list(func(r ingestRound) float64 { return r.daemon.rate }), d.notes())})
+		rs = append(rs, result{Measure: label + ", bare nxadm/tail lines/s", Value: tr, Unit: "lines/s",
+			Result: commas(int64(tr)) + " lines/s", Status: statusInfo,
+			Notes: fmt.Sprintf("median of %d rounds (%s lines/s); tail.TailFile, Follow, no ReOpen, from offset 0, separate process",
+				len(rounds), rounds.list(func(r ingestRound) float64 { return r.tail }))})
+		var each []string
+		for _, r := range rounds {
+			each = append(each, fmt.Sprintf("%.0f%%", r.ratio()))
 		}
-		if derr == nil && terr == nil {
-			ratio := d.rate / tr * 100
-			rs = append(rs, result{Measure: label + ", banwatchd / nxadm/tail", Value: ratio, Unit: "%",
-				Result: fmt.Sprintf("%.0f%%", ratio), Target: "≥ 80%", Status: judge(ratio >= 80)})
-		}
+		rs = append(rs, result{Measure: label + ", banwatchd / nxadm/tail", Value: ratio, Unit: "%",
+			Result: fmt.Sprintf("%.0f%%", ratio), Target: "≥ 80%", Status: judge(ratio >= 80),
+			Notes: "median of the rounds' ratios, each of a daemon run and a bare tail run one after the other (" + strings.Join(each, ", ") + ")"})
 	}
 	return rs
+}
+
+// An ingestRound is a daemon run and a bare tail run on the same log, one
+// right after the other.
+type ingestRound struct {
+	daemon *ingestRun
+	tail   float64 // lines/s
+}
+
+func (r ingestRound) ratio() float64 { return r.daemon.rate / r.tail * 100 }
+
+// runIngestRounds runs rounds rounds, the daemon first in odd ones and the
+// bare tail first in even ones, so that a machine that speeds up or slows
+// down during the rounds favours neither.
+func runIngestRounds(ctx context.Context, cs []chunk, n int, pin bool, rounds int) (ingestRounds, error) {
+	var out ingestRounds
+	for i := range max(rounds, 1) {
+		var r ingestRound
+		var derr, terr error
+		runDaemon := func() { r.daemon, derr = ingestDaemon(ctx, cs, int64(n), pin) }
+		runTail := func() { r.tail, terr = ingestTail(ctx, cs, n, pin) }
+		if i%2 == 0 {
+			runDaemon()
+			runTail()
+		} else {
+			runTail()
+			runDaemon()
+		}
+		if derr != nil {
+			return nil, fmt.Errorf("banwatchd, round %d: %w", i+1, derr)
+		}
+		if terr != nil {
+			return nil, fmt.Errorf("nxadm/tail, round %d: %w", i+1, terr)
+		}
+		progress("ingest: round %d: banwatchd %s lines/s, bare tail %s lines/s: %.0f%%", i+1,
+			commas(int64(r.daemon.rate)), commas(int64(r.tail)), r.ratio())
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// ingestRounds are the rounds of one setting (pinned or not).
+type ingestRounds []ingestRound
+
+// medians returns the daemon's run of median rate, the median bare tail
+// rate and the median of the rounds' ratios (the measure judged: each
+// ratio compares runs taken moments apart).
+func (rs ingestRounds) medians() (*ingestRun, float64, float64) {
+	byRate := slices.Clone(rs)
+	slices.SortFunc(byRate, func(a, b ingestRound) int { return cmp.Compare(a.daemon.rate, b.daemon.rate) })
+	var tails, ratios []float64
+	for _, r := range rs {
+		tails = append(tails, r.tail)
+		ratios = append(ratios, r.ratio())
+	}
+	return byRate[len(byRate)/2].daemon, benchref.Median(tails), benchref.Median(ratios)
+}
+
+// list prints f of every round, in order.
+func (rs ingestRounds) list(f func(ingestRound) float64) string {
+	var out []string
+	for _, r := range rs {
+		out = append(out, commas(int64(f(r))))
+	}
+	return strings.Join(out, ", ")
 }
 
 // notes describes the lag of a run.

@@ -74,14 +74,15 @@ var benches = []struct {
 
 // opts are the command-line settings the sub-benchmarks read.
 type opts struct {
-	ingestLines int
-	latencyN    int
-	installN    int
-	installPoll bool
-	restoreN    int
-	memoryN     int
-	memoryVars  string
-	idle        time.Duration
+	ingestLines  int
+	ingestRounds int
+	latencyN     int
+	installN     int
+	installPoll  bool
+	restoreN     int
+	memoryN      int
+	memoryVars   string
+	idle         time.Duration
 }
 
 func main() {
@@ -93,6 +94,7 @@ func main() {
 	only := flag.String("only", "", "run only these sub-benchmarks (comma-separated: ingest,latency,install,restore,memory,idle)")
 	asJSON := flag.Bool("json", false, "print one JSON object per result instead of a markdown table")
 	flag.IntVar(&o.ingestLines, "ingest-lines", 1_000_000, "lines of the ingest log")
+	flag.IntVar(&o.ingestRounds, "ingest-rounds", 3, "ingest: rounds of a daemon run and a bare tail run, pinned and unpinned each (the median ratio is judged)")
 	flag.IntVar(&o.latencyN, "latency-n", 1000, "bans timed for latency")
 	flag.IntVar(&o.installN, "install-n", 100_000, "bans for the install rate")
 	installWatch := flag.String("install-watch", "poll", "install: how the end is seen: poll (ask the kernel for the last address every 2 ms) or notify (count the kernel's element notifications)")

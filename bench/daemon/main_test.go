@@ -138,3 +138,20 @@ func TestMonitorHandle(t *testing.T) {
 		t.Error("the waiter of 198.18.0.2 was not woken")
 	}
 }
+
+// The judged ratio is the median of the rounds' own ratios, not the ratio
+// of the medians; the daemon's run reported is the one of median rate.
+func TestIngestMedians(t *testing.T) {
+	rs := ingestRounds{
+		{daemon: &ingestRun{rate: 300}, tail: 400}, // 75%
+		{daemon: &ingestRun{rate: 200}, tail: 210}, // 95%
+		{daemon: &ingestRun{rate: 250}, tail: 500}, // 50%
+	}
+	d, tail, ratio := rs.medians()
+	if d != rs[2].daemon || tail != 400 || ratio != 75 {
+		t.Errorf("medians = run of %v lines/s, tail %v, ratio %v; want 250, 400, 75", d.rate, tail, ratio)
+	}
+	if got := rs.list(func(r ingestRound) float64 { return r.tail }); got != "400, 210, 500" {
+		t.Errorf("list = %q", got)
+	}
+}
