@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"database/sql"
 	"fmt"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/banwatch/banwatch/internal/pgtest"
+	"github.com/banwatch/banwatch/pkg/cluster"
 	"github.com/banwatch/banwatch/pkg/daemon"
 )
 
@@ -265,5 +267,58 @@ func TestClusterUnbanThenBan(t *testing.T) {
 	}
 	if code, out, _ := b.banctl("list", "--ip", ip); code != 0 || !strings.Contains(out, ip) {
 		t.Errorf("banctl list on B (%d) has no active ban of %s:\n%s", code, ip, out)
+	}
+}
+
+// TestClusterPrune: a node prunes the cluster's old changes soon after it
+// connects (then hourly): strikes older than its jails remember and than a
+// day, bans over before the history kept ([daemon] history, a year here),
+// with their evidence, and unbans no ban is left for. A long ban unbanned
+// long ago stays ended for a node that starts after the prune.
+func TestClusterPrune(t *testing.T) {
+	needRoot(t)
+	srv := pgtest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := cluster.Connect(ctx, cluster.Options{DSN: srv.DSN(), Node: "mx9"}) // makes the schema
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	srv.Psql(t, `
+INSERT INTO banwatch_changes (node, source, node_seq, kind, jail, prefix, at, end_at, event, weight, by_whom) VALUES
+ ('mx9', 's9', 1, 'strike', 'postfix', '203.0.113.1/32', now() - interval '400 days', NULL, 'auth_failure', 1, ''),
+ ('mx9', 's9', 2, 'strike', 'postfix', '203.0.113.2/32', now() - interval '1 hour', NULL, 'auth_failure', 1, ''),
+ ('mx9', 's9', 3, 'ban', 'postfix', '192.0.2.1/32', now() - interval '400 days', now() - interval '393 days', '', 0, ''),
+ ('mx9', 's9', 4, 'unban', 'postfix', '192.0.2.1/32', now() - interval '399 days', NULL, '', 0, 'uid 0'),
+ ('mx9', 's9', 5, 'ban', 'postfix', '192.0.2.4/32', now() - interval '400 days', now() + interval '400 days', '', 0, ''),
+ ('mx9', 's9', 6, 'unban', 'postfix', '192.0.2.4/32', now() - interval '399 days', NULL, '', 0, 'uid 0'),
+ ('mx9', 's9', 7, 'ban', 'postfix', '192.0.2.5/32', now() - interval '2 days', now() - interval '1 day', '', 0, ''),
+ ('mx9', 's9', 8, 'ban', 'postfix', '192.0.2.6/32', now() - interval '1 hour', now() + interval '1 day', '', 0, '');
+INSERT INTO banwatch_evidence (node, source, jail, prefix, at, lines)
+ SELECT node, source, jail, prefix, at, '["a line"]' FROM banwatch_changes WHERE kind = 'ban';`)
+
+	a := clusterNode(t, srv, "mx1", "")
+	da := a.start()
+	waitLogged(t, da, `msg="cluster pruned"`, 30*time.Second)
+	if !regexp.MustCompile(`msg="cluster pruned".* changes=3\b`).MatchString(da.log()) {
+		t.Errorf("the prune's log line does not count 3 changes:\n%s", tail(da.log(), 10))
+	}
+	want := "strike 203.0.113.2, ban 192.0.2.4, unban 192.0.2.4, ban 192.0.2.5, ban 192.0.2.6"
+	if got := strings.TrimSpace(srv.Psql(t, "SELECT string_agg(kind || ' ' || host(prefix), ', ' ORDER BY seq) FROM banwatch_changes")); got != want {
+		t.Errorf("the cluster's changes after pruning: %s\nwant %s", got, want)
+	}
+	if got := strings.TrimSpace(srv.Psql(t, "SELECT string_agg(host(prefix), ', ' ORDER BY prefix) FROM banwatch_evidence")); got != "192.0.2.4, 192.0.2.5, 192.0.2.6" {
+		t.Errorf("the cluster's evidence after pruning: %s; want 192.0.2.4, 192.0.2.5, 192.0.2.6", got)
+	}
+	// A node started now loads the ban in force and not the one unbanned.
+	b := clusterNode(t, srv, "mx2", "")
+	db := b.start()
+	waitLogged(t, db, `msg="cluster connected"`, 15*time.Second)
+	b.waitElement(v4set, "192.0.2.6", 5*time.Second)
+	for _, e := range []*env{a, b} {
+		if _, ok := e.setElements(v4set)["192.0.2.4"]; ok {
+			t.Errorf("192.0.2.4, unbanned long ago, is in the kernel of %s", e.state)
+		}
 	}
 }

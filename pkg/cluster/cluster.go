@@ -220,6 +220,7 @@ func (c *Client) Ping(ctx context.Context) error {
 const (
 	lockMigrate = 0x62616e7761746368 // "banwatch"
 	lockAppend  = lockMigrate + 1
+	lockPrune   = lockMigrate + 2
 )
 
 // changeCols are the columns Since and Active read, in scanChange's order.
@@ -417,6 +418,90 @@ func (c *Client) LastSent(ctx context.Context, source string) (int64, error) {
 		return 0, fmt.Errorf("cluster: last sent: %w", err)
 	}
 	return seq, nil
+}
+
+// pruneChunk is how many rows one statement of Prune deletes at most (a
+// variable for tests).
+var pruneChunk = 10_000
+
+// Prune deletes what the cluster no longer needs, a chunk to a
+// transaction: strikes from before strikesBefore; bans that ended (by
+// their end; an unban may have ended them sooner) before historyBefore,
+// with their evidence; and unbans from before historyBefore once no ban
+// they could have ended is left. A zero time deletes nothing of its kind.
+// One node prunes at a time: when another holds the prune lock, Prune
+// returns at once. Numbers of changes are never reused (seq only grows),
+// so the nodes' cursors stay valid; a node's LastSent may fall with its
+// deleted changes, and numbers below it are then free to take again.
+// It returns the number of changes deleted.
+func (c *Client) Prune(ctx context.Context, strikesBefore, historyBefore time.Time) (int64, error) {
+	steps := []struct {
+		what   string
+		before time.Time
+		q      string
+	}{
+		{"strikes", strikesBefore, `DELETE FROM banwatch_changes WHERE seq IN (
+	SELECT seq FROM banwatch_changes WHERE kind = 'strike' AND at < $1 LIMIT $2)`},
+		{"bans", historyBefore, `WITH gone AS (
+	DELETE FROM banwatch_changes WHERE seq IN (
+		SELECT seq FROM banwatch_changes WHERE kind = 'ban' AND end_at < $1 LIMIT $2)
+	RETURNING node, source, jail, prefix, at),
+ev AS (
+	DELETE FROM banwatch_evidence e USING gone g
+	WHERE e.node = g.node AND e.source = g.source AND e.jail = g.jail AND e.prefix = g.prefix AND e.at = g.at)
+SELECT count(*) FROM gone`},
+		// Active takes a ban for ended by a later unban of its prefix and
+		// jail: an unban goes only once no earlier ban of those is left.
+		{"unbans", historyBefore, `DELETE FROM banwatch_changes WHERE seq IN (
+	SELECT u.seq FROM banwatch_changes u
+	WHERE u.kind = 'unban' AND u.at < $1
+	AND NOT EXISTS (SELECT 1 FROM banwatch_changes b
+		WHERE b.kind = 'ban' AND b.prefix = u.prefix AND b.jail = u.jail AND b.seq < u.seq)
+	LIMIT $2)`},
+	}
+	var total int64
+	for _, st := range steps {
+		if st.before.IsZero() {
+			continue
+		}
+		for {
+			n, locked, err := c.pruneChunk(ctx, st.q, st.before.UTC())
+			if err != nil {
+				return total, fmt.Errorf("cluster: prune %s: %w", st.what, err)
+			}
+			if !locked {
+				return total, nil // another node is pruning
+			}
+			total += n
+			if n < int64(pruneChunk) {
+				break
+			}
+		}
+	}
+	return total, nil
+}
+
+// pruneChunk runs one of Prune's statements in a transaction holding the
+// prune lock; locked is false when another node holds it.
+func (c *Client) pruneChunk(ctx context.Context, q string, before time.Time) (n int64, locked bool, err error) {
+	tx, err := c.pool.Begin(ctx)
+	if err != nil {
+		return 0, false, err
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1)`, int64(lockPrune)).Scan(&locked); err != nil || !locked {
+		return 0, false, err
+	}
+	if strings.HasPrefix(q, "WITH") {
+		err = tx.QueryRow(ctx, q, before, pruneChunk).Scan(&n)
+	} else {
+		tag, e := tx.Exec(ctx, q, before, pruneChunk)
+		n, err = tag.RowsAffected(), e
+	}
+	if err != nil {
+		return 0, true, err
+	}
+	return n, true, tx.Commit(ctx)
 }
 
 // Last returns the number of the last change stored (0 if none).

@@ -388,3 +388,82 @@ VALUES ('mx1', 's1', 1, 'ban', 'postfix', '192.0.2.1/32', '2026-11-28 10:00Z', '
 		t.Errorf("rows after the migration %q; want s1:1 s2:1 s1:3", got)
 	}
 }
+
+// Prune deletes old strikes, bans over before the history kept with their
+// evidence, and the unbans no ban is left for; what is in force stays in
+// force, and a node holding the prune lock keeps the others out.
+func TestPrune(t *testing.T) {
+	srv := pgtest.Start(t)
+	ctx := context.Background()
+	a, b := connect(t, srv, "mx1"), connect(t, srv, "mx2")
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	day := 24 * time.Hour
+	strike := func(seq int64, ip string, at time.Time) Change {
+		return Change{Source: "s1", NodeSeq: seq, Kind: KindStrike, Jail: "postfix", Prefix: netip.MustParsePrefix(ip + "/32"), At: at, Event: "auth_failure", Weight: 1}
+	}
+	unban := func(seq int64, ip string, at time.Time) Change {
+		return Change{Source: "s1", NodeSeq: seq, Kind: KindUnban, Jail: "postfix", Prefix: netip.MustParsePrefix(ip + "/32"), At: at, By: "uid 0"}
+	}
+	changes := []Change{
+		strike(1, "203.0.113.1", now.Add(-3*day)),                  // old: goes
+		strike(2, "203.0.113.2", now.Add(-time.Hour)),              // stays
+		banChange("s1", 3, "192.0.2.1", now.Add(-40*day), 5*day),   // over 35 days ago: goes, with its evidence
+		unban(4, "192.0.2.1", now.Add(-38*day)),                    // its ban gone: goes
+		banChange("s1", 5, "192.0.2.2", now.Add(-2*day), day),      // over a day ago: kept as history
+		banChange("s1", 6, "192.0.2.3", now, time.Hour),            // in force
+		banChange("s1", 7, "192.0.2.4", now.Add(-40*day), 400*day), // a long ban...
+		unban(8, "192.0.2.4", now.Add(-39*day)),                    // ...unbanned long ago: the unban must stay
+		unban(9, "192.0.2.9", now.Add(-39*day)),                    // no ban of its prefix: goes
+	}
+	if _, err := a.Append(ctx, changes); err != nil {
+		t.Fatal(err)
+	}
+	kept := func() string {
+		return strings.TrimSpace(srv.Psql(t, "SELECT string_agg(kind || ' ' || host(prefix), ', ' ORDER BY seq) FROM banwatch_changes"))
+	}
+	evidence := func() string {
+		return strings.TrimSpace(srv.Psql(t, "SELECT string_agg(host(prefix), ', ' ORDER BY prefix) FROM banwatch_evidence"))
+	}
+	if got := evidence(); got != "192.0.2.1, 192.0.2.2, 192.0.2.3, 192.0.2.4" {
+		t.Fatalf("evidence before pruning: %q", got)
+	}
+	active, _, err := b.Active(ctx, now)
+	if err != nil || describe(active) != "mx1 ban 192.0.2.3/32" {
+		t.Fatalf("Active before pruning = %s, %v", describe(active), err)
+	}
+
+	// Another node prunes: this one leaves everything.
+	tx, err := b.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(lockPrune)); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := a.Prune(ctx, now.Add(-day), now.Add(-30*day)); err != nil || n != 0 {
+		t.Errorf("Prune while another node prunes = %d, %v; want 0", n, err)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	defer func(n int) { pruneChunk = n }(pruneChunk)
+	pruneChunk = 1 // every step takes several chunks
+	n, err := a.Prune(ctx, now.Add(-day), now.Add(-30*day))
+	if err != nil || n != 4 {
+		t.Errorf("Prune = %d, %v; want 4 changes deleted", n, err)
+	}
+	if got, want := kept(), "strike 203.0.113.2, ban 192.0.2.2, ban 192.0.2.3, ban 192.0.2.4, unban 192.0.2.4"; got != want {
+		t.Errorf("changes kept: %s\nwant %s", got, want)
+	}
+	if got := evidence(); got != "192.0.2.2, 192.0.2.3, 192.0.2.4" {
+		t.Errorf("evidence kept: %q", got)
+	}
+	if active, _, err := b.Active(ctx, now); err != nil || describe(active) != "mx1 ban 192.0.2.3/32" {
+		t.Errorf("Active after pruning = %s, %v; want only 192.0.2.3", describe(active), err)
+	}
+	// Zero times prune nothing.
+	if n, err := a.Prune(ctx, time.Time{}, time.Time{}); err != nil || n != 0 {
+		t.Errorf("Prune(zero, zero) = %d, %v", n, err)
+	}
+}

@@ -65,10 +65,16 @@ CREATE TABLE banwatch_evidence (
 	PRIMARY KEY (node, source, jail, prefix, at)
 );
 `,
+	// 3: Prune finds old strikes and unbans by time (old bans by end_at
+	// through banwatch_changes_ban_end).
+	`
+CREATE INDEX banwatch_changes_strike_at ON banwatch_changes (at) WHERE kind = 'strike';
+CREATE INDEX banwatch_changes_unban_at ON banwatch_changes (at) WHERE kind = 'unban';
+`,
 }
 
 // SchemaVersion is the schema version this package writes and reads.
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 // migrate brings the schema up to SchemaVersion under a session advisory
 // lock, so that nodes starting together apply each migration once. It

@@ -177,8 +177,9 @@ func (c *clusterSync) run(ctx context.Context) {
 	c.client.Store(client)
 	c.log.Info("cluster connected", "node", c.node, "share_strikes", c.strike, "cursor", cursor)
 
-	errs := make(chan error, 3)
+	errs := make(chan error, 4)
 	go func() { errs <- c.sender(ctx, client) }()
+	go func() { errs <- c.pruner(ctx, client) }()
 	go func() {
 		errs <- client.Listen(ctx, func() {
 			select {
@@ -188,8 +189,48 @@ func (c *clusterSync) run(ctx context.Context) {
 		}, c.connected.Store)
 	}()
 	go func() { errs <- c.fetcher(ctx, client) }()
-	for range 3 {
+	for range 4 {
 		<-errs
+	}
+}
+
+// clusterPruneFirst is how long after connecting the cluster is first
+// pruned; then every pruneEvery, as the store is.
+const clusterPruneFirst = 10 * time.Second
+
+// clusterStrikesKept is the least time the cluster keeps shared strikes:
+// longer than this node's jails remember them, since other nodes may
+// remember longer, and a node catching up after an outage reads them.
+const clusterStrikesKept = 24 * time.Hour
+
+// pruner prunes the cluster's changes as the store prunes its rows:
+// strikes older than the running jails remember (at least
+// clusterStrikesKept), bans that ended before [daemon] history. Every node
+// runs it; PostgreSQL lets one at a time do the work.
+func (c *clusterSync) pruner(ctx context.Context, client *cluster.Client) error {
+	t := time.NewTimer(clusterPruneFirst)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		if g := c.d.current(); g != nil {
+			keep := clusterStrikesKept
+			for _, jr := range g.jails {
+				keep = max(keep, jr.memory())
+			}
+			now := time.Now()
+			n, err := client.Prune(ctx, now.Add(-keep), now.Add(-g.cfg.Daemon.History))
+			switch {
+			case err != nil && ctx.Err() == nil:
+				c.log.Warn("pruning the cluster's old changes failed", "err", err)
+			case n > 0:
+				c.log.Info("cluster pruned", "changes", n)
+			}
+		}
+		t.Reset(pruneEvery)
 	}
 }
 
