@@ -217,12 +217,8 @@ func (c *clusterSync) pruner(ctx context.Context, client *cluster.Client) error 
 		case <-t.C:
 		}
 		if g := c.d.current(); g != nil {
-			keep := clusterStrikesKept
-			for _, jr := range g.jails {
-				keep = max(keep, jr.memory())
-			}
 			now := time.Now()
-			n, err := client.Prune(ctx, now.Add(-keep), now.Add(-g.cfg.Daemon.History))
+			n, err := client.Prune(ctx, now.Add(-max(g.memory(), clusterStrikesKept)), now.Add(-g.cfg.Daemon.History))
 			switch {
 			case err != nil && ctx.Err() == nil:
 				c.log.Warn("pruning the cluster's old changes failed", "err", err)

@@ -132,11 +132,7 @@ func (g *generation) commit(ctx context.Context, batches <-chan *batch, repair <
 		case <-prune.C:
 			w.flush()
 			t := now()
-			var maxFind time.Duration
-			for _, jr := range g.jails {
-				maxFind = max(maxFind, jr.memory())
-			}
-			if _, err := g.store.Prune(bg, t.Add(-maxFind), t.Add(-g.cfg.Daemon.History)); err != nil {
+			if _, err := g.store.Prune(bg, t.Add(-g.memory()), t.Add(-g.cfg.Daemon.History)); err != nil {
 				w.errs.error("store", "pruning old rows failed", "err", err)
 			}
 		}

@@ -347,11 +347,7 @@ func (g *generation) restore(ctx context.Context, t time.Time) error {
 
 	// Windows first, then the ban marks: replay decides nothing, and a strike
 	// that made a ban was spent on it.
-	var maxFind time.Duration
-	for _, jr := range g.jails {
-		maxFind = max(maxFind, jr.memory())
-	}
-	strikes, err := g.store.Strikes(ctx, t.Add(-maxFind))
+	strikes, err := g.store.Strikes(ctx, t.Add(-g.memory()))
 	if err != nil {
 		return fmt.Errorf("daemon: %w", err)
 	}
@@ -529,6 +525,16 @@ func (g *generation) keepRunning(ctx context.Context, s source.Source, out chan<
 		case <-time.After(sourceRetry):
 		}
 	}
+}
+
+// memory is the longest any of g's jails remembers an address (see
+// jailRun.memory): what the store, and the cluster, must keep of strikes.
+func (g *generation) memory() time.Duration {
+	var d time.Duration
+	for _, jr := range g.jails {
+		d = max(d, jr.memory())
+	}
+	return d
 }
 
 // memory is how far back the jail's state reaches: its window, and the
