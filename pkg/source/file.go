@@ -391,7 +391,14 @@ func (r *runner) begin() error {
 	st, err := os.Stat(r.path)
 	switch {
 	case err == nil && !st.Mode().IsRegular():
-		return r.errorf("%w", notRegular(st.Mode()))
+		// As checkPath does while the log is followed: one warning, and
+		// the path is waited on as if missing until a regular file is
+		// there (a FIFO would block the open, a device never end, a
+		// directory is no log). Failing here instead made the daemon
+		// retry, and log an error, every 10 s for ever.
+		r.irregular = fileKind(st.Mode())
+		r.log.Warn("the log's path holds no regular file; it is skipped until a regular file is there", "type", r.irregular)
+		err = fs.ErrNotExist
 	case err != nil && !errors.Is(err, fs.ErrNotExist):
 		return r.errorf("%w", err)
 	}
@@ -423,7 +430,9 @@ func (r *runner) begin() error {
 	r.setOpen()
 	if len(r.queue) == 0 {
 		r.waiting = true
-		r.log.Info("waiting for the log to appear")
+		if r.irregular == "" {
+			r.log.Info("waiting for the log to appear")
+		}
 		return nil
 	}
 	r.log.Debug("following", "file", r.queue[0].name, "inode", r.queue[0].ino, "offset", r.queue[0].off)

@@ -285,14 +285,6 @@ func TestRunStopsAndLeaksNothing(t *testing.T) {
 	}
 }
 
-func TestNotARegularFile(t *testing.T) {
-	dir := t.TempDir()
-	err := NewFile(dir, Start{}, nil, FileOptions{}).Run(context.Background(), make(chan []Line))
-	if err == nil || !strings.HasPrefix(err.Error(), "source: "+dir+": ") {
-		t.Fatalf("got %v", err)
-	}
-}
-
 func TestFingerprint(t *testing.T) {
 	h := func(s string) uint64 {
 		f := fnv.New64a()

@@ -1,7 +1,6 @@
 package source
 
 import (
-	"context"
 	"errors"
 	"net"
 	"os"
@@ -48,38 +47,51 @@ func symlinkTo(target string) func(string) error {
 
 func mkfifo(tmp string) error { return syscall.Mkfifo(tmp, 0o644) }
 
-// At the start, a path that holds no regular file is an error that says
-// what it holds; a FIFO is not waited on.
+// At the start, a path that holds no regular file gets one warning that
+// says what it holds, and is waited on like a missing log (a FIFO is not
+// opened): Run does not fail, which made the daemon retry and log an
+// error every 10 s. A regular file put there later is read.
 func TestNotARegularFileAtStart(t *testing.T) {
 	dir := t.TempDir()
-	fifo := filepath.Join(dir, "fifo")
-	if err := mkfifo(fifo); err != nil {
-		t.Fatal(err)
-	}
-	sock := filepath.Join(dir, "sock")
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	for _, tc := range []struct{ path, kind string }{
-		{dir, "a directory"},
-		{fifo, "a named pipe (FIFO)"},
-		{sock, "a socket"},
-	} {
-		done := make(chan error, 1)
-		go func() {
-			done <- NewFile(tc.path, Start{}, nil, FileOptions{}).Run(context.Background(), make(chan []Line))
-		}()
-		select {
-		case err := <-done:
-			want := "source: " + tc.path + ": not a regular file but " + tc.kind
-			if err == nil || err.Error() != want {
-				t.Errorf("got %v, want %s", err, want)
+	for _, tc := range []struct {
+		name, kind string
+		make       func(path string) (undo func() error, err error)
+	}{
+		{"dir", "a directory", func(p string) (func() error, error) {
+			return func() error { return os.Remove(p) }, os.Mkdir(p, 0o755)
+		}},
+		{"fifo", "a named pipe (FIFO)", func(p string) (func() error, error) {
+			return func() error { return os.Remove(p) }, mkfifo(p)
+		}},
+		{"sock", "a socket", func(p string) (func() error, error) {
+			ln, err := net.Listen("unix", p)
+			if err != nil {
+				return nil, err
 			}
-		case <-time.After(wait):
-			t.Fatalf("%s: Run did not return", tc.path)
-		}
+			return ln.Close, nil // closing the listener removes the socket
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(dir, tc.name)
+			undo, err := tc.make(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := startFile(t, path, Start{}, FileOptions{})
+			r.waitLog("WARN", "holds no regular file", "type="+tc.kind)
+			r.none(1200 * time.Millisecond) // more than a check of a quiet log
+			if n := r.rec.count("holds no regular file"); n != 1 {
+				t.Errorf("%d warnings, want 1", n)
+			}
+			if n := r.rec.count("waiting for the log to appear"); n != 0 {
+				t.Errorf("%d records say the log is missing; it is not", n)
+			}
+			if err := undo(); err != nil {
+				t.Fatal(err)
+			}
+			writeFile(t, path, numbered(0, 2))
+			equal(t, r.texts(2, wait), numberedList(0, 2))
+		})
 	}
 }
 
