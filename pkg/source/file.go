@@ -396,8 +396,7 @@ func (r *runner) begin() error {
 		// there (a FIFO would block the open, a device never end, a
 		// directory is no log). Failing here instead made the daemon
 		// retry, and log an error, every 10 s for ever.
-		r.irregular = fileKind(st.Mode())
-		r.log.Warn("the log's path holds no regular file; it is skipped until a regular file is there", "type", r.irregular)
+		r.irregularPath(st.Mode())
 		err = fs.ErrNotExist
 	case err != nil && !errors.Is(err, fs.ErrNotExist):
 		return r.errorf("%w", err)
@@ -580,6 +579,15 @@ func (r *runner) checkStall(g *gen, more bool, now time.Time) {
 	}
 }
 
+// irregularPath notes that the path holds a file of mode m that is not
+// regular, with a warning once for each kind in a row.
+func (r *runner) irregularPath(m fs.FileMode) {
+	if kind := fileKind(m); kind != r.irregular {
+		r.irregular = kind
+		r.log.Warn("the log's path holds no regular file; it is skipped until a regular file is there", "type", kind)
+	}
+}
+
 // checkPath looks at what is at the path now.
 func (r *runner) checkPath(now time.Time) {
 	st, err := os.Stat(r.path)
@@ -609,10 +617,7 @@ func (r *runner) checkPath(now time.Time) {
 		// the open, a device never end). The file read so far, if any,
 		// stays the live one; a regular file at the path is read again
 		// once there is one.
-		if kind := fileKind(st.Mode()); kind != r.irregular {
-			r.irregular = kind
-			r.log.Warn("the log's path holds no regular file; it is skipped until a regular file is there", "type", kind)
-		}
+		r.irregularPath(st.Mode())
 		return
 	}
 	r.irregular = ""
