@@ -440,8 +440,11 @@ func (c *Client) Prune(ctx context.Context, strikesBefore, historyBefore time.Ti
 		before time.Time
 		q      string
 	}{
-		{"strikes", strikesBefore, `DELETE FROM banwatch_changes WHERE seq IN (
-	SELECT seq FROM banwatch_changes WHERE kind = 'strike' AND at < $1 LIMIT $2)`},
+		{"strikes", strikesBefore, `WITH gone AS (
+	DELETE FROM banwatch_changes WHERE seq IN (
+		SELECT seq FROM banwatch_changes WHERE kind = 'strike' AND at < $1 LIMIT $2)
+	RETURNING 1)
+SELECT count(*) FROM gone`},
 		{"bans", historyBefore, `WITH gone AS (
 	DELETE FROM banwatch_changes WHERE seq IN (
 		SELECT seq FROM banwatch_changes WHERE kind = 'ban' AND end_at < $1 LIMIT $2)
@@ -452,12 +455,15 @@ ev AS (
 SELECT count(*) FROM gone`},
 		// Active takes a ban for ended by a later unban of its prefix and
 		// jail: an unban goes only once no earlier ban of those is left.
-		{"unbans", historyBefore, `DELETE FROM banwatch_changes WHERE seq IN (
-	SELECT u.seq FROM banwatch_changes u
-	WHERE u.kind = 'unban' AND u.at < $1
-	AND NOT EXISTS (SELECT 1 FROM banwatch_changes b
-		WHERE b.kind = 'ban' AND b.prefix = u.prefix AND b.jail = u.jail AND b.seq < u.seq)
-	LIMIT $2)`},
+		{"unbans", historyBefore, `WITH gone AS (
+	DELETE FROM banwatch_changes WHERE seq IN (
+		SELECT u.seq FROM banwatch_changes u
+		WHERE u.kind = 'unban' AND u.at < $1
+		AND NOT EXISTS (SELECT 1 FROM banwatch_changes b
+			WHERE b.kind = 'ban' AND b.prefix = u.prefix AND b.jail = u.jail AND b.seq < u.seq)
+		LIMIT $2)
+	RETURNING 1)
+SELECT count(*) FROM gone`},
 	}
 	var total int64
 	for _, st := range steps {
@@ -481,8 +487,9 @@ SELECT count(*) FROM gone`},
 	return total, nil
 }
 
-// pruneChunk runs one of Prune's statements in a transaction holding the
-// prune lock; locked is false when another node holds it.
+// pruneChunk runs one of Prune's statements, each of which deletes and
+// returns how many changes it deleted, in a transaction holding the prune
+// lock; locked is false when another node holds it.
 func (c *Client) pruneChunk(ctx context.Context, q string, before time.Time) (n int64, locked bool, err error) {
 	tx, err := c.pool.Begin(ctx)
 	if err != nil {
@@ -492,13 +499,7 @@ func (c *Client) pruneChunk(ctx context.Context, q string, before time.Time) (n 
 	if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1)`, int64(lockPrune)).Scan(&locked); err != nil || !locked {
 		return 0, false, err
 	}
-	if strings.HasPrefix(q, "WITH") {
-		err = tx.QueryRow(ctx, q, before, pruneChunk).Scan(&n)
-	} else {
-		tag, e := tx.Exec(ctx, q, before, pruneChunk)
-		n, err = tag.RowsAffected(), e
-	}
-	if err != nil {
+	if err := tx.QueryRow(ctx, q, before, pruneChunk).Scan(&n); err != nil {
 		return 0, true, err
 	}
 	return n, true, tx.Commit(ctx)
