@@ -106,21 +106,21 @@ func TestClusterPropagation(t *testing.T) {
 	writing := time.Since(start)
 
 	// Every node's bans on every other node, from their "ban" lines.
-	got := make([]map[string]time.Time, len(nodes)) // by receiver: address → logged
-	want := total * (len(nodes) - 1) * len(nodes)   // every ban on every other node
+	got := make([]remoteBans, len(nodes))         // by receiver
+	want := total * (len(nodes) - 1) * len(nodes) // every ban on every other node
 	waitFor(t, 120*time.Second, func() bool {
 		for r := range nodes {
-			got[r] = remoteBans(procs[r].log())
+			got[r].read(procs[r].log())
 		}
 		n := 0
 		for r := range nodes {
-			n += len(got[r])
+			n += len(got[r].at)
 		}
 		return n >= want
 	}, func() string {
 		var s []string
 		for r := range nodes {
-			s = append(s, fmt.Sprintf("%s has %d of %d", names[r], len(got[r]), total*(len(nodes)-1)))
+			s = append(s, fmt.Sprintf("%s has %d of %d", names[r], len(got[r].at), total*(len(nodes)-1)))
 		}
 		return strings.Join(s, "; ")
 	})
@@ -133,7 +133,7 @@ func TestClusterPropagation(t *testing.T) {
 				continue
 			}
 			for k := range total {
-				at, ok := got[r][addr(o, k)]
+				at, ok := got[r].at[addr(o, k)]
 				if !ok {
 					t.Fatalf("%s never logged %s's ban of %s", names[r], names[o], addr(o, k))
 				}
@@ -221,17 +221,31 @@ func sampleCPU(t *testing.T, pids []int) cpuTimes {
 	return c
 }
 
-// remoteBans reads a node's log for the bans it took from other nodes: the
-// address and the time of the line.
-func remoteBans(log string) map[string]time.Time {
-	out := map[string]time.Time{}
-	for _, l := range strings.Split(log, "\n") {
+// remoteBans collects the bans a node took from other nodes from its log:
+// the address and the time of the line. The benchmark polls the logs while
+// the nodes still work, on the same cores: each read parses only what was
+// logged since the last.
+type remoteBans struct {
+	at   map[string]time.Time // address → the time of its "ban" line
+	done int                  // bytes of the log parsed
+}
+
+// read parses the whole lines that log holds beyond what was read before.
+func (rb *remoteBans) read(log string) {
+	if rb.at == nil {
+		rb.at = map[string]time.Time{}
+	}
+	end := strings.LastIndexByte(log, '\n') + 1
+	if end <= rb.done {
+		return
+	}
+	for l := range strings.SplitSeq(log[rb.done:end], "\n") {
 		if !strings.Contains(l, " msg=ban ") || !strings.Contains(l, " node=") {
 			continue
 		}
 		var at time.Time
 		var ip string
-		for _, f := range strings.Fields(l) {
+		for f := range strings.FieldsSeq(l) {
 			switch {
 			case strings.HasPrefix(f, "time="):
 				at, _ = time.Parse(time.RFC3339Nano, f[len("time="):])
@@ -240,8 +254,8 @@ func remoteBans(log string) map[string]time.Time {
 			}
 		}
 		if ip != "" && !at.IsZero() {
-			out[ip] = at
+			rb.at[ip] = at
 		}
 	}
-	return out
+	rb.done = end
 }

@@ -197,7 +197,7 @@ func (e *env) start(args ...string) *daemonProc {
 		once := sync.Once{}
 		for sc.Scan() {
 			d.stderr.Write(append(sc.Bytes(), '\n'))
-			if strings.Contains(sc.Text(), "msg=\"banwatchd running\"") {
+			if bytes.Contains(sc.Bytes(), []byte(`msg="banwatchd running"`)) {
 				once.Do(func() { close(d.ready) })
 			}
 		}
