@@ -126,8 +126,30 @@ func waitKernel(ctx context.Context, e *env, d *daemon, jail string, n int, prob
 // per element is off the machine's two cores.
 func pollKernel(ctx context.Context, e *env, d *daemon, jail string, last netip.Addr, probe []netip.Addr, t0 time.Time, within time.Duration) (time.Duration, string, error) {
 	polls := 0
+	// One socket for the asks, opened again every reopenEvery in case the
+	// set was replaced.
+	const reopenEvery = 250 * time.Millisecond
+	var p *setProbe
+	var opened time.Time
+	defer func() {
+		if p != nil {
+			p.close()
+		}
+	}()
 	for {
-		has, err := kernelHas(e.ns, jail, "v4", []netip.Addr{last})
+		var has int
+		var err error
+		if p != nil && time.Since(opened) >= reopenEvery {
+			p.close()
+			p = nil
+		}
+		if p == nil {
+			p, err = openProbe(e.ns, jail, "v4")
+			opened = time.Now()
+		}
+		if err == nil {
+			has, err = p.has([]netip.Addr{last})
+		}
 		polls++
 		if err == nil && has == 1 {
 			took := time.Since(t0)

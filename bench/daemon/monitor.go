@@ -259,18 +259,38 @@ func (m *monitor) failed() error {
 // costs the kernel time quadratic in its size (each dump call walks the
 // hash table from its start), minutes here, while a get is one look-up.
 func kernelHas(ns, jail, kind string, addrs []netip.Addr) (int, error) {
-	f, err := os.Open("/run/netns/" + ns)
+	p, err := openProbe(ns, jail, kind)
 	if err != nil {
 		return 0, err
+	}
+	defer p.close()
+	return p.has(addrs)
+}
+
+// A setProbe asks one set of the kernel for elements over a netlink socket
+// it keeps, so that a benchmark that asks every few milliseconds (the
+// install's poll) costs the machine a look-up each time, not a set
+// listing and two new sockets.
+type setProbe struct {
+	conn *netlink.Conn
+	set  string
+}
+
+// openProbe finds the set of kind of jail in namespace ns and opens a
+// socket to ask it.
+func openProbe(ns, jail, kind string) (*setProbe, error) {
+	f, err := os.Open("/run/netns/" + ns)
+	if err != nil {
+		return nil, err
 	}
 	defer f.Close()
 	c, err := nftables.New(nftables.WithNetNSFd(int(f.Fd())))
 	if err != nil {
-		return 0, fmt.Errorf("nftables: %w", err)
+		return nil, fmt.Errorf("nftables: %w", err)
 	}
 	sets, err := c.GetSets(&nftables.Table{Family: nftables.TableFamilyINet, Name: table})
 	if err != nil {
-		return 0, fmt.Errorf("nftables: list sets: %w", err)
+		return nil, fmt.Errorf("nftables: list sets: %w", err)
 	}
 	var set string
 	for _, s := range sets {
@@ -279,13 +299,21 @@ func kernelHas(ns, jail, kind string, addrs []netip.Addr) (int, error) {
 		}
 	}
 	if set == "" {
-		return 0, fmt.Errorf("nftables: no set %s_%s in table inet %s", jail, kind, table)
+		return nil, fmt.Errorf("nftables: no set %s_%s in table inet %s", jail, kind, table)
 	}
 	conn, err := netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: int(f.Fd())})
 	if err != nil {
-		return 0, fmt.Errorf("netlink: %w", err)
+		return nil, fmt.Errorf("netlink: %w", err)
 	}
-	defer conn.Close()
+	return &setProbe{conn: conn, set: set}, nil
+}
+
+func (p *setProbe) close() { _ = p.conn.Close() }
+
+// has asks, one get-element request each, which of addrs the set holds,
+// and returns how many.
+func (p *setProbe) has(addrs []netip.Addr) (int, error) {
+	conn, set := p.conn, p.set
 	n := 0
 	for _, a := range addrs {
 		key := a.AsSlice()
