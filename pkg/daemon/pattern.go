@@ -70,7 +70,8 @@ func (p *patternSource) Run(ctx context.Context, out chan<- []source.Line) error
 		return cancel
 	}
 	waiting := false
-	tick := time.NewTicker(patternScan)
+	// At whole multiples of patternScan, as the quiet logs' checks.
+	tick := time.NewTimer(source.Aligned(time.Now(), patternScan))
 	defer tick.Stop()
 	var stopCurrent context.CancelFunc
 	var lister patternLister
@@ -105,6 +106,7 @@ func (p *patternSource) Run(ctx context.Context, out chan<- []source.Line) error
 			}
 			return g.Wait()
 		case <-tick.C:
+			tick.Reset(source.Aligned(time.Now(), patternScan))
 		}
 	}
 }

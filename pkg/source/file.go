@@ -254,11 +254,12 @@ func (f *File) Run(ctx context.Context, out chan<- []Line) error {
 }
 
 // nextCheck returns when the next check is due: every checkEvery, but
-// every quietCheck once the log has been open, alone (no rotated file left
-// to drain) and unchanged for quietAfter checks in a row, so that an idle
-// daemon with many logs does not wake up ten times a second for each.
+// every quietCheck (at its whole multiples: see Aligned) once the log has
+// been open, alone (no rotated file left to drain) and unchanged for
+// quietAfter checks in a row, so that an idle daemon with many logs does
+// not wake up ten times a second for each.
 // inotify still hands out new lines at once; only noticing a rotation or
-// a truncation of a quiet log takes up to quietCheck.
+// a truncation of a quiet log takes up to one and a half quietCheck.
 func (r *runner) nextCheck() time.Duration {
 	off, n := int64(-1), int64(len(r.queue))
 	if n > 0 {
@@ -271,9 +272,22 @@ func (r *runner) nextCheck() time.Duration {
 	}
 	r.lastOff, r.lastQueue = off, n
 	if r.unchanged >= quietAfter {
-		return quietCheck
+		return Aligned(time.Now(), quietCheck)
 	}
 	return checkEvery
+}
+
+// Aligned returns how long it is from now to the next whole multiple of
+// every (counted from the Unix epoch) that is at least every/2 away. The
+// periodic checks of a quiet daemon wait for it, so that those of all its
+// logs come at the same instants: the process then wakes once for all of
+// them, not once for each at its own phase.
+func Aligned(now time.Time, every time.Duration) time.Duration {
+	d := every - time.Duration(now.UnixNano()%int64(every))
+	if d < every/2 {
+		d += every
+	}
+	return d
 }
 
 // line handles what came from the tail's Lines.

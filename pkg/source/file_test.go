@@ -349,3 +349,37 @@ func TestRunAgainResumes(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestAligned checks that the quiet checks of different logs meet: from
+// any instant, the wait ends on a whole multiple of the period, at least
+// half a period and less than one and a half away.
+func TestAligned(t *testing.T) {
+	base := time.Date(2026, 11, 29, 2, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name  string
+		now   time.Time
+		every time.Duration
+		want  time.Duration
+	}{
+		{"on a multiple", base, time.Second, time.Second},
+		{"just after one", base.Add(time.Nanosecond), time.Second, time.Second - time.Nanosecond},
+		{"before the middle", base.Add(400 * time.Millisecond), time.Second, 600 * time.Millisecond},
+		{"at the middle", base.Add(500 * time.Millisecond), time.Second, 500 * time.Millisecond},
+		{"after the middle: the multiple after next", base.Add(700 * time.Millisecond), time.Second, 1300 * time.Millisecond},
+		{"just before one", base.Add(time.Second - time.Nanosecond), time.Second, time.Second + time.Nanosecond},
+		{"two seconds", base.Add(3 * time.Second), 2 * time.Second, time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Aligned(tt.now, tt.every); got != tt.want {
+				t.Errorf("Aligned(+%v, %v) = %v, want %v", tt.now.Sub(base), tt.every, got, tt.want)
+			}
+		})
+	}
+	// Two logs checked at different phases wake at the same instant.
+	a := base.Add(130 * time.Millisecond)
+	b := base.Add(410 * time.Millisecond)
+	if ea, eb := a.Add(Aligned(a, time.Second)), b.Add(Aligned(b, time.Second)); !ea.Equal(eb) {
+		t.Errorf("checks at +130ms and +410ms wake at %v and %v", ea.Sub(base), eb.Sub(base))
+	}
+}
