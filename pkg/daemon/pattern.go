@@ -19,8 +19,8 @@ import (
 // the previous file after a newer one appeared (a server may finish writing
 // the old day's file for a moment).
 const (
-	patternScan  = 2 * time.Second
-	patternFull  = time.Minute // the files are listed at least this often
+	patternScan  = source.ProbeEvery // the directory is looked at this often
+	patternFull  = time.Minute       // the files are listed at least this often
 	patternGrace = time.Minute
 )
 
@@ -70,13 +70,24 @@ func (p *patternSource) Run(ctx context.Context, out chan<- []source.Line) error
 		return cancel
 	}
 	waiting := false
-	// At whole multiples of patternScan, as the quiet logs' checks.
-	tick := time.NewTimer(source.Aligned(time.Now(), patternScan))
-	defer tick.Stop()
 	var stopCurrent context.CancelFunc
+	// The directory is looked at by the process's probe, with the quiet
+	// logs' paths (source.OnProbe): an idle daemon wakes once for all.
+	// The lister is the probe's from then on; the first look is here.
 	var lister patternLister
+	list := lister.due(p.pattern, time.Now())
+	due := make(chan struct{}, 1)
+	stopProbe := source.OnProbe(func() {
+		if lister.due(p.pattern, time.Now()) {
+			select {
+			case due <- struct{}{}:
+			default:
+			}
+		}
+	})
+	defer stopProbe()
 	for {
-		if !lister.due(p.pattern, time.Now()) {
+		if !list {
 			// The directory is as it was: no file came or went.
 		} else if newest := newestMatch(p.pattern); newest != "" {
 			if newest != current {
@@ -105,8 +116,8 @@ func (p *patternSource) Run(ctx context.Context, out chan<- []source.Line) error
 				stopPrev()
 			}
 			return g.Wait()
-		case <-tick.C:
-			tick.Reset(source.Aligned(time.Now(), patternScan))
+		case <-due:
+			list = true
 		}
 	}
 }

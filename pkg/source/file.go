@@ -9,6 +9,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -23,8 +24,7 @@ const (
 	DefaultRotateWait = 2 * time.Second
 
 	checkEvery = 100 * time.Millisecond // stat of the path, truncation, drain and stall checks
-	quietCheck = time.Second            // the same for a log that has been quiet for quietAfter
-	quietAfter = 20                     // checks in a row that saw the log unchanged
+	quietAfter = 20                     // checks in a row that saw the log unchanged: then ProbeEvery
 	maxDrain   = time.Minute            // a rotated file that keeps growing is left after this
 	stallAfter = 500 * time.Millisecond // a complete line unread this long restarts the tail (inotify)
 	stallPoll  = 1500 * time.Millisecond
@@ -193,6 +193,7 @@ func (f *File) Run(ctx context.Context, out chan<- []Line) error {
 	defer stop()
 	r.tick = time.AfterFunc(checkEvery, func() { r.tickDue.Store(true); r.wake() })
 	defer r.tick.Stop()
+	defer quiet.remove(r)
 	r.flush = time.AfterFunc(time.Hour, func() { r.flushDue.Store(true); r.wake() })
 	r.flush.Stop()
 	defer r.flush.Stop()
@@ -244,7 +245,7 @@ func (f *File) Run(ctx context.Context, out chan<- []Line) error {
 				// A tail left unread because the receiver is slow is no
 				// stall.
 				err = r.check(r.t != nil && lines == nil)
-				r.tick.Reset(r.nextCheck())
+				r.schedule()
 			}
 		}
 		if err != nil {
@@ -253,28 +254,50 @@ func (f *File) Run(ctx context.Context, out chan<- []Line) error {
 	}
 }
 
-// nextCheck returns when the next check is due: every checkEvery, but
-// every quietCheck (at its whole multiples: see Aligned) once the log has
-// been open, alone (no rotated file left to drain) and unchanged for
-// quietAfter checks in a row, so that an idle daemon with many logs does
-// not wake up ten times a second for each.
+// schedule arms the next check: every checkEvery, or, once the log has
+// been quiet for quietAfter checks in a row, the quiet probe (quietSet),
+// which wakes the runner for a check as soon as its path shows any change,
+// within one and a half ProbeEvery. An idle daemon with many logs so does
+// not wake up ten times a second for each, nor once a second for each.
 // inotify still hands out new lines at once; only noticing a rotation or
-// a truncation of a quiet log takes up to one and a half quietCheck.
-func (r *runner) nextCheck() time.Duration {
+// a truncation of a quiet log takes up to one and a half ProbeEvery.
+func (r *runner) schedule() {
 	off, n := int64(-1), int64(len(r.queue))
 	if n > 0 {
 		off = r.queue[0].off
 	}
-	if n == 1 && off == r.lastOff && n == r.lastQueue && len(r.pending) == 0 {
+	if off == r.lastOff && n == r.lastQueue && len(r.pending) == 0 && r.quietNow() {
 		r.unchanged++
 	} else {
 		r.unchanged = 0
 	}
 	r.lastOff, r.lastQueue = off, n
 	if r.unchanged >= quietAfter {
-		return Aligned(time.Now(), quietCheck)
+		quiet.add(r, r.snap)
+		return
 	}
-	return checkEvery
+	r.tick.Reset(checkEvery)
+}
+
+// quietNow reports whether the last check left the log as the quiet probe
+// can watch it, from its path alone: a path that is missing, or one file
+// alone (no rotated file left to drain) at the path, read by a running
+// tail with no complete line left unread, its size as the path showed it,
+// and settled.
+func (r *runner) quietNow() bool {
+	if !r.snapOK {
+		return false
+	}
+	s := &r.snap
+	switch len(r.queue) {
+	case 0:
+		return r.waiting && s.failed && s.errno == syscall.ENOENT
+	case 1:
+		g := r.queue[0]
+		return r.t != nil && !r.long.active && !r.more && !g.rotated && !s.failed &&
+			s.dev == g.dev && s.ino == g.ino && s.size == g.lastSize && s.settled(time.Now())
+	}
+	return false
 }
 
 // Aligned returns how long it is from now to the next whole multiple of
@@ -366,9 +389,12 @@ type runner struct {
 	tickDue, flushDue atomic.Bool
 
 	// The log as the last check saw it, and how many checks in a row
-	// saw it so: a quiet log is checked less often (nextCheck).
+	// saw it so: a quiet log is left to the quiet probe (schedule).
 	lastOff, lastQueue int64
 	unchanged          int
+	snap               pathSnap // the path, at the last check
+	snapOK             bool
+	more               bool // the last check saw a complete line unread
 
 	buf []byte // scratch for fingerprints and newline scans
 }
@@ -524,6 +550,7 @@ func (r *runner) check(sending bool) error {
 		return err
 	}
 	now := time.Now()
+	r.more = false
 	r.checkPath(now)
 	for _, g := range append([]*gen(nil), r.queue...) {
 		if g.copy {
@@ -562,6 +589,7 @@ func (r *runner) check(sending bool) error {
 		if err != nil {
 			more = false
 		}
+		r.more = more
 		if g.rotated && !more && (g.copy || now.Sub(g.grewAt) >= r.rotateWait || now.Sub(g.rotatedAt) >= maxDrain) {
 			r.finish(g)
 			return r.ensureTail()
@@ -605,6 +633,7 @@ func (r *runner) irregularPath(m fs.FileMode) {
 // checkPath looks at what is at the path now.
 func (r *runner) checkPath(now time.Time) {
 	st, err := os.Stat(r.path)
+	r.snap, r.snapOK = snapOf(st, err)
 	live := r.live()
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
