@@ -111,7 +111,7 @@ func benchIngest(ctx context.Context, o *opts) []result {
 			rs = append(rs, failed(label, err))
 			continue
 		}
-		d, tr, ratio := rounds.medians()
+		d, tr, ta, ratio := rounds.medians()
 		rs = append(rs, result{Measure: label + ", banwatchd lines/s", Value: d.rate, Unit: "lines/s",
 			Result: commas(int64(d.rate)) + " lines/s", Status: statusInfo,
 			Notes: fmt.Sprintf("median of %d rounds (%s lines/s); its run: %s", len(rounds), rounds.list(func(r ingestRound) float64 { return r.daemon.rate }), d.notes())})
@@ -119,40 +119,49 @@ func benchIngest(ctx context.Context, o *opts) []result {
 			Result: commas(int64(tr)) + " lines/s", Status: statusInfo,
 			Notes: fmt.Sprintf("median of %d rounds (%s lines/s); tail.TailFile, Follow, no ReOpen, from offset 0, separate process",
 				len(rounds), rounds.list(func(r ingestRound) float64 { return r.tail }))})
+		rs = append(rs, result{Measure: label + ", bare nxadm/tail as banwatchd configures it, lines/s", Value: ta, Unit: "lines/s",
+			Result: commas(int64(ta)) + " lines/s", Status: statusInfo,
+			Notes: fmt.Sprintf("median of %d rounds (%s lines/s); the same with CompleteLines, MaxLineSize and Pipe, as pkg/source sets them",
+				len(rounds), rounds.list(func(r ingestRound) float64 { return r.tailAs }))})
 		var each []string
 		for _, r := range rounds {
-			each = append(each, fmt.Sprintf("%.0f%%", r.ratio()))
+			each = append(each, fmt.Sprintf("%.0f%% (%.0f%% of the defaults, %.0f%% of banwatchd's settings)", r.ratio(), r.daemon.rate/r.tail*100, r.daemon.rate/r.tailAs*100))
 		}
 		rs = append(rs, result{Measure: label + ", banwatchd / nxadm/tail", Value: ratio, Unit: "%",
 			Result: fmt.Sprintf("%.0f%%", ratio), Target: "≥ 80%", Status: judge(ratio >= 80),
-			Notes: "median of the rounds' ratios, each of a daemon run and a bare tail run one after the other (" + strings.Join(each, ", ") + ")"})
+			Notes: "median of the rounds' ratios, each of a daemon run and two bare tail runs (nxadm/tail's defaults, and set as banwatchd sets it) one after the other, against the faster of the two: " + strings.Join(each, ", ")})
 	}
 	return rs
 }
 
-// An ingestRound is a daemon run and a bare tail run on the same log, one
-// right after the other.
+// An ingestRound is a daemon run and two bare tail runs on the same log,
+// one right after the other: nxadm/tail with its defaults (tail), and set
+// as banwatchd's source sets it (tailAs).
 type ingestRound struct {
-	daemon *ingestRun
-	tail   float64 // lines/s
+	daemon       *ingestRun
+	tail, tailAs float64 // lines/s
 }
 
-func (r ingestRound) ratio() float64 { return r.daemon.rate / r.tail * 100 }
+// ratio is the daemon's rate against the faster bare tail, in percent.
+func (r ingestRound) ratio() float64 { return r.daemon.rate / max(r.tail, r.tailAs) * 100 }
 
-// runIngestRounds runs rounds rounds, the daemon first in odd ones and the
-// bare tail first in even ones, so that a machine that speeds up or slows
-// down during the rounds favours neither.
+// runIngestRounds runs rounds rounds, the daemon first in odd ones and
+// last in even ones, so that a machine that speeds up or slows down during
+// the rounds favours neither.
 func runIngestRounds(ctx context.Context, cs []chunk, n int, pin bool, rounds int) (ingestRounds, error) {
 	var out ingestRounds
 	for i := range max(rounds, 1) {
 		var r ingestRound
-		var derr, terr error
+		var derr, terr, aerr error
 		runDaemon := func() { r.daemon, derr = ingestDaemon(ctx, cs, int64(n), pin) }
-		runTail := func() { r.tail, terr = ingestTail(ctx, cs, n, pin) }
+		runTail := func() { r.tail, terr = ingestTail(ctx, cs, n, pin, false) }
+		runTailAs := func() { r.tailAs, aerr = ingestTail(ctx, cs, n, pin, true) }
 		if i%2 == 0 {
 			runDaemon()
 			runTail()
+			runTailAs()
 		} else {
+			runTailAs()
 			runTail()
 			runDaemon()
 		}
@@ -162,8 +171,11 @@ func runIngestRounds(ctx context.Context, cs []chunk, n int, pin bool, rounds in
 		if terr != nil {
 			return nil, fmt.Errorf("nxadm/tail, round %d: %w", i+1, terr)
 		}
-		progress("ingest: round %d: banwatchd %s lines/s, bare tail %s lines/s: %.0f%%", i+1,
-			commas(int64(r.daemon.rate)), commas(int64(r.tail)), r.ratio())
+		if aerr != nil {
+			return nil, fmt.Errorf("nxadm/tail as banwatchd sets it, round %d: %w", i+1, aerr)
+		}
+		progress("ingest: round %d: banwatchd %s lines/s, bare tail %s lines/s, as banwatchd sets it %s lines/s: %.0f%%", i+1,
+			commas(int64(r.daemon.rate)), commas(int64(r.tail)), commas(int64(r.tailAs)), r.ratio())
 		out = append(out, r)
 	}
 	return out, nil
@@ -172,18 +184,19 @@ func runIngestRounds(ctx context.Context, cs []chunk, n int, pin bool, rounds in
 // ingestRounds are the rounds of one setting (pinned or not).
 type ingestRounds []ingestRound
 
-// medians returns the daemon's run of median rate, the median bare tail
-// rate and the median of the rounds' ratios (the measure judged: each
-// ratio compares runs taken moments apart).
-func (rs ingestRounds) medians() (*ingestRun, float64, float64) {
+// medians returns the daemon's run of median rate, the median rates of
+// the two bare tails and the median of the rounds' ratios (the measure
+// judged: each ratio compares runs taken moments apart).
+func (rs ingestRounds) medians() (d *ingestRun, tail, tailAs, ratio float64) {
 	byRate := slices.Clone(rs)
 	slices.SortFunc(byRate, func(a, b ingestRound) int { return cmp.Compare(a.daemon.rate, b.daemon.rate) })
-	var tails, ratios []float64
+	var tails, tailsAs, ratios []float64
 	for _, r := range rs {
 		tails = append(tails, r.tail)
+		tailsAs = append(tailsAs, r.tailAs)
 		ratios = append(ratios, r.ratio())
 	}
-	return byRate[len(byRate)/2].daemon, benchref.Median(tails), benchref.Median(ratios)
+	return byRate[len(byRate)/2].daemon, benchref.Median(tails), benchref.Median(tailsAs), benchref.Median(ratios)
 }
 
 // list prints f of every round, in order.
@@ -359,8 +372,9 @@ func ingestDaemon(ctx context.Context, cs []chunk, n int64, pin bool) (*ingestRu
 }
 
 // ingestTail appends the log the same way while a separate process
-// follows it with bare nxadm/tail, and returns that process's lines/s.
-func ingestTail(ctx context.Context, cs []chunk, n int, pin bool) (float64, error) {
+// follows it with bare nxadm/tail (set as banwatchd sets it if asDaemon),
+// and returns that process's lines/s.
+func ingestTail(ctx context.Context, cs []chunk, n int, pin, asDaemon bool) (float64, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return 0, err
@@ -372,6 +386,9 @@ func ingestTail(ctx context.Context, cs []chunk, n int, pin bool) (float64, erro
 	defer os.Remove(path)
 	defer pinHarness(pin)()
 	args := []string{self, "-tailrate", "-file", path, "-n", fmt.Sprint(n), "-timeout", "2m"}
+	if asDaemon {
+		args = append(args, "-as-banwatchd")
+	}
 	if pin {
 		args = append([]string{"taskset", "-c", "0"}, args...)
 	}

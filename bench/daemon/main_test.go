@@ -140,18 +140,19 @@ func TestMonitorHandle(t *testing.T) {
 }
 
 // The judged ratio is the median of the rounds' own ratios, not the ratio
-// of the medians; the daemon's run reported is the one of median rate.
+// of the medians, each against the faster of the two bare tails; the
+// daemon's run reported is the one of median rate.
 func TestIngestMedians(t *testing.T) {
 	rs := ingestRounds{
-		{daemon: &ingestRun{rate: 300}, tail: 400}, // 75%
-		{daemon: &ingestRun{rate: 200}, tail: 210}, // 95%
-		{daemon: &ingestRun{rate: 250}, tail: 500}, // 50%
+		{daemon: &ingestRun{rate: 300}, tail: 400, tailAs: 360}, // 75%
+		{daemon: &ingestRun{rate: 200}, tail: 150, tailAs: 210}, // 95%: against tailAs
+		{daemon: &ingestRun{rate: 250}, tail: 500, tailAs: 100}, // 50%
 	}
-	d, tail, ratio := rs.medians()
-	if d != rs[2].daemon || tail != 400 || ratio != 75 {
-		t.Errorf("medians = run of %v lines/s, tail %v, ratio %v; want 250, 400, 75", d.rate, tail, ratio)
+	d, tail, tailAs, ratio := rs.medians()
+	if d != rs[2].daemon || tail != 400 || tailAs != 210 || ratio != 75 {
+		t.Errorf("medians = run of %v lines/s, tail %v, as banwatchd %v, ratio %v; want 250, 400, 210, 75", d.rate, tail, tailAs, ratio)
 	}
-	if got := rs.list(func(r ingestRound) float64 { return r.tail }); got != "400, 210, 500" {
+	if got := rs.list(func(r ingestRound) float64 { return r.tail }); got != "400, 150, 500" {
 		t.Errorf("list = %q", got)
 	}
 }
