@@ -148,9 +148,14 @@ func (r *runner) startTail(g *gen) error {
 	}
 	inotify := !r.f.opts.Poll && !g.noInotify && usable && claimInotify(g.dev, g.ino)
 	t, err := tail.TailFile(key, tail.Config{
-		Location:      &tail.SeekInfo{Offset: g.off, Whence: io.SeekStart},
-		ReOpen:        false,
-		MustExist:     true,
+		Location:  &tail.SeekInfo{Offset: g.off, Whence: io.SeekStart},
+		ReOpen:    false,
+		MustExist: true,
+		// Pipe only spares nxadm/tail a Tell (an lseek) before each line
+		// whose result it throws away (v1.4.11, tailFileSync): with
+		// CompleteLines it never seeks back over a partial line, and
+		// the offset of each line is still told (SeekInfo, sendLine).
+		Pipe:          true,
 		Poll:          !inotify,
 		Follow:        true,
 		CompleteLines: true,
