@@ -76,13 +76,11 @@ func (q *quietSet) add(r *runner, snap pathSnap) {
 	q.arm()
 }
 
-// remove takes r out of the probe; it reports whether r was in it.
-func (q *quietSet) remove(r *runner) bool {
+// remove takes r out of the probe, if it is in it.
+func (q *quietSet) remove(r *runner) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	_, ok := q.logs[r]
 	delete(q.logs, r)
-	return ok
 }
 
 // probe runs the functions, stats every path and wakes the runners whose
