@@ -300,12 +300,11 @@ func (r *runner) quietNow() bool {
 	return false
 }
 
-// Aligned returns how long it is from now to the next whole multiple of
+// aligned returns how long it is from now to the next whole multiple of
 // every (counted from the Unix epoch) that is at least every/2 away. The
-// periodic checks of a quiet daemon wait for it, so that those of all its
-// logs come at the same instants: the process then wakes once for all of
-// them, not once for each at its own phase.
-func Aligned(now time.Time, every time.Duration) time.Duration {
+// quiet probe waits for it, so that its instants stay the same whoever
+// started it and however long each probe took.
+func aligned(now time.Time, every time.Duration) time.Duration {
 	d := every - time.Duration(now.UnixNano()%int64(every))
 	if d < every/2 {
 		d += every

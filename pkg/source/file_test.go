@@ -350,9 +350,10 @@ func TestRunAgainResumes(t *testing.T) {
 	}
 }
 
-// TestAligned checks that the quiet checks of different logs meet: from
-// any instant, the wait ends on a whole multiple of the period, at least
-// half a period and less than one and a half away.
+// TestAligned checks that the quiet probe's instants are the same from
+// wherever it is started: from any instant, the wait ends on a whole
+// multiple of the period, at least half a period and less than one and a
+// half away.
 func TestAligned(t *testing.T) {
 	base := time.Date(2026, 11, 29, 2, 0, 0, 0, time.UTC)
 	tests := []struct {
@@ -371,15 +372,15 @@ func TestAligned(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := Aligned(tt.now, tt.every); got != tt.want {
-				t.Errorf("Aligned(+%v, %v) = %v, want %v", tt.now.Sub(base), tt.every, got, tt.want)
+			if got := aligned(tt.now, tt.every); got != tt.want {
+				t.Errorf("aligned(+%v, %v) = %v, want %v", tt.now.Sub(base), tt.every, got, tt.want)
 			}
 		})
 	}
 	// Two logs checked at different phases wake at the same instant.
 	a := base.Add(130 * time.Millisecond)
 	b := base.Add(410 * time.Millisecond)
-	if ea, eb := a.Add(Aligned(a, time.Second)), b.Add(Aligned(b, time.Second)); !ea.Equal(eb) {
+	if ea, eb := a.Add(aligned(a, time.Second)), b.Add(aligned(b, time.Second)); !ea.Equal(eb) {
 		t.Errorf("checks at +130ms and +410ms wake at %v and %v", ea.Sub(base), eb.Sub(base))
 	}
 }

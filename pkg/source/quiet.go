@@ -3,6 +3,7 @@ package source
 import (
 	"errors"
 	"io/fs"
+	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -16,7 +17,7 @@ const quietSettle = time.Second
 // ProbeEvery is the period of the process's probe (see OnProbe): the
 // paths of quiet logs are looked at by it, so a rotation, truncation or
 // new file at the path of a log that has been quiet is seen within one and
-// a half ProbeEvery. Its instants are whole multiples of it (see Aligned).
+// a half ProbeEvery. Its instants are whole multiples of it (see aligned).
 const ProbeEvery = 2 * time.Second
 
 // quiet is the process's probe.
@@ -61,7 +62,7 @@ type quietSet struct {
 // arm starts the timer if it is not running; q.mu is held.
 func (q *quietSet) arm() {
 	if q.timer == nil {
-		q.timer = time.AfterFunc(Aligned(time.Now(), ProbeEvery), q.probe)
+		q.timer = time.AfterFunc(aligned(time.Now(), ProbeEvery), q.probe)
 	}
 }
 
@@ -123,7 +124,7 @@ func (q *quietSet) probe() {
 		q.timer = nil
 		return
 	}
-	q.timer.Reset(Aligned(time.Now(), ProbeEvery))
+	q.timer.Reset(aligned(time.Now(), ProbeEvery))
 }
 
 // pathSnap is what a stat of a log's path showed: enough to tell that
@@ -139,20 +140,15 @@ type pathSnap struct {
 	mtime, ctime syscall.Timespec
 }
 
-// snapPath stats path, as os.Stat does (a symbolic link is followed).
+// snapPath stats path with os.Stat (a symbolic link is followed), as
+// checkPath does; a failure snapOf cannot tell apart is a failure all the
+// same.
 func snapPath(path string) pathSnap {
-	var st syscall.Stat_t
-	for {
-		err := syscall.Stat(path, &st)
-		switch {
-		case err == nil:
-			return pathSnap{dev: st.Dev, ino: st.Ino, mode: st.Mode, size: st.Size, mtime: st.Mtim, ctime: st.Ctim}
-		case err == syscall.EINTR:
-			continue
-		}
-		errno, _ := err.(syscall.Errno)
-		return pathSnap{failed: true, errno: errno}
+	s, ok := snapOf(os.Stat(path))
+	if !ok {
+		return pathSnap{failed: true}
 	}
+	return s
 }
 
 // snapOf is the pathSnap of os.Stat's result; ok is false when it cannot
