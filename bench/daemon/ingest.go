@@ -123,6 +123,11 @@ func benchIngest(ctx context.Context, o *opts) []result {
 			Result: commas(int64(ta)) + " lines/s", Status: statusInfo,
 			Notes: fmt.Sprintf("median of %d rounds (%s lines/s); the same with CompleteLines, MaxLineSize and Pipe, as pkg/source sets them",
 				len(rounds), rounds.list(func(r ingestRound) float64 { return r.tailAs }))})
+		tf := benchref.Median(rounds.each(func(r ingestRound) float64 { return r.tailFilter }))
+		rs = append(rs, result{Measure: label + ", that and the postfix filter, lines/s", Value: tf, Unit: "lines/s",
+			Result: commas(int64(tf)) + " lines/s", Status: statusInfo,
+			Notes: fmt.Sprintf("median of %d rounds (%s lines/s): %.0f%% of the bare tail as banwatchd configures it, the most the daemon could reach before its jail, store and hand-overs; the reading goroutine matches each line against the shipped postfix filter, as banctl test does",
+				len(rounds), rounds.list(func(r ingestRound) float64 { return r.tailFilter }), 100*tf/ta)})
 		var each []string
 		for _, r := range rounds {
 			each = append(each, fmt.Sprintf("%.0f%% (%.0f%% of the defaults, %.0f%% of banwatchd's settings)", r.ratio(), r.daemon.rate/r.tail*100, r.daemon.rate/r.tailAs*100))
@@ -134,12 +139,15 @@ func benchIngest(ctx context.Context, o *opts) []result {
 	return rs
 }
 
-// An ingestRound is a daemon run and two bare tail runs on the same log,
-// one right after the other: nxadm/tail with its defaults (tail), and set
-// as banwatchd's source sets it (tailAs).
+// An ingestRound is a daemon run and three bare tail runs on the same
+// log, one right after the other: nxadm/tail with its defaults (tail), set
+// as banwatchd's source sets it (tailAs), and that with the shipped
+// postfix filter matching each line in the reading goroutine (tailFilter,
+// not judged: it shows what the jail, the store and the hand-overs have
+// left).
 type ingestRound struct {
-	daemon       *ingestRun
-	tail, tailAs float64 // lines/s
+	daemon                   *ingestRun
+	tail, tailAs, tailFilter float64 // lines/s
 }
 
 // ratio is the daemon's rate against the faster bare tail, in percent.
@@ -152,15 +160,18 @@ func runIngestRounds(ctx context.Context, cs []chunk, n int, pin bool, rounds in
 	var out ingestRounds
 	for i := range max(rounds, 1) {
 		var r ingestRound
-		var derr, terr, aerr error
+		var derr, terr, aerr, ferr error
 		runDaemon := func() { r.daemon, derr = ingestDaemon(ctx, cs, int64(n), pin) }
-		runTail := func() { r.tail, terr = ingestTail(ctx, cs, n, pin, false) }
-		runTailAs := func() { r.tailAs, aerr = ingestTail(ctx, cs, n, pin, true) }
+		runTail := func() { r.tail, terr = ingestTail(ctx, cs, n, pin) }
+		runTailAs := func() { r.tailAs, aerr = ingestTail(ctx, cs, n, pin, "-as-banwatchd") }
+		runTailFilter := func() { r.tailFilter, ferr = ingestTail(ctx, cs, n, pin, "-filter", "postfix") }
 		if i%2 == 0 {
 			runDaemon()
 			runTail()
 			runTailAs()
+			runTailFilter()
 		} else {
+			runTailFilter()
 			runTailAs()
 			runTail()
 			runDaemon()
@@ -174,8 +185,11 @@ func runIngestRounds(ctx context.Context, cs []chunk, n int, pin bool, rounds in
 		if aerr != nil {
 			return nil, fmt.Errorf("nxadm/tail as banwatchd sets it, round %d: %w", i+1, aerr)
 		}
-		progress("ingest: round %d: banwatchd %s lines/s, bare tail %s lines/s, as banwatchd sets it %s lines/s: %.0f%%", i+1,
-			commas(int64(r.daemon.rate)), commas(int64(r.tail)), commas(int64(r.tailAs)), r.ratio())
+		if ferr != nil {
+			return nil, fmt.Errorf("nxadm/tail with the postfix filter, round %d: %w", i+1, ferr)
+		}
+		progress("ingest: round %d: banwatchd %s lines/s, bare tail %s lines/s, as banwatchd sets it %s lines/s, with the filter %s lines/s: %.0f%%", i+1,
+			commas(int64(r.daemon.rate)), commas(int64(r.tail)), commas(int64(r.tailAs)), commas(int64(r.tailFilter)), r.ratio())
 		out = append(out, r)
 	}
 	return out, nil
@@ -199,11 +213,20 @@ func (rs ingestRounds) medians() (d *ingestRun, tail, tailAs, ratio float64) {
 	return byRate[len(byRate)/2].daemon, benchref.Median(tails), benchref.Median(tailsAs), benchref.Median(ratios)
 }
 
+// each returns f of every round, in order.
+func (rs ingestRounds) each(f func(ingestRound) float64) []float64 {
+	out := make([]float64, len(rs))
+	for i, r := range rs {
+		out[i] = f(r)
+	}
+	return out
+}
+
 // list prints f of every round, in order.
 func (rs ingestRounds) list(f func(ingestRound) float64) string {
 	var out []string
-	for _, r := range rs {
-		out = append(out, commas(int64(f(r))))
+	for _, v := range rs.each(f) {
+		out = append(out, commas(int64(v)))
 	}
 	return strings.Join(out, ", ")
 }
@@ -372,9 +395,9 @@ func ingestDaemon(ctx context.Context, cs []chunk, n int64, pin bool) (*ingestRu
 }
 
 // ingestTail appends the log the same way while a separate process
-// follows it with bare nxadm/tail (set as banwatchd sets it if asDaemon),
-// and returns that process's lines/s.
-func ingestTail(ctx context.Context, cs []chunk, n int, pin, asDaemon bool) (float64, error) {
+// follows it with bare nxadm/tail (tailRate, with the extra arguments
+// given), and returns that process's lines/s.
+func ingestTail(ctx context.Context, cs []chunk, n int, pin bool, extra ...string) (float64, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return 0, err
@@ -385,10 +408,7 @@ func ingestTail(ctx context.Context, cs []chunk, n int, pin, asDaemon bool) (flo
 	}
 	defer os.Remove(path)
 	defer pinHarness(pin)()
-	args := []string{self, "-tailrate", "-file", path, "-n", fmt.Sprint(n), "-timeout", "2m"}
-	if asDaemon {
-		args = append(args, "-as-banwatchd")
-	}
+	args := append([]string{self, "-tailrate", "-file", path, "-n", fmt.Sprint(n), "-timeout", "2m"}, extra...)
 	if pin {
 		args = append([]string{"taskset", "-c", "0"}, args...)
 	}

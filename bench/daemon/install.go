@@ -1,10 +1,16 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
+	"os"
+	"os/exec"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -15,10 +21,32 @@ func benchInstall(ctx context.Context, o *opts) []result {
 		return []result{failed("bans/s into nftables", err)}
 	}
 	rate := float64(n) / took.Seconds()
-	return []result{{Measure: "bans/s into nftables", Value: rate, Unit: "bans/s",
+	out := []result{{Measure: "bans/s into nftables", Value: rate, Unit: "bans/s",
 		Result: commas(int64(rate)) + " bans/s", Target: "≥ 200,000 bans/s", Status: judge(rate >= 200_000),
 		Notes: fmt.Sprintf("%s addresses, one banning line each (max_strikes = 1) in one write; %.2f s from the write to the last element in the kernel; %s",
 			commas(int64(n)), took.Seconds(), notes)}}
+	ftook, fnotes, err := installFloor(ctx, n)
+	if err != nil {
+		return append(out, failed("install floor: nxadm/tail and the kernel alone", err))
+	}
+	frate := float64(n) / ftook.Seconds()
+	return append(out, result{Measure: "install floor: nxadm/tail and the kernel alone", Value: frate, Unit: "bans/s",
+		Result: commas(int64(frate)) + " bans/s", Status: statusInfo,
+		Notes: fmt.Sprintf("the same lines read by bare nxadm/tail set as banwatchd sets it, each line's [address] added to the same set through pkg/firewall/nft, up to %d an Add (no filter, jail, store, log line or change watch); %.2f s; %s; banwatchd made %.0f%% of this rate",
+			floorBatch, ftook.Seconds(), fnotes, 100*rate/frate)})
+}
+
+// installLines returns the n lines that each ban a new address of the
+// benchmarking range, and the address of line i.
+func installLines(n int) (string, func(int) netip.Addr) {
+	// 198.18.0.0/15, the benchmarking range.
+	addr := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{198, byte(18 + i>>16), byte(i >> 8), byte(i)}) }
+	var sb strings.Builder
+	now := time.Now()
+	for i := 0; i < n; i++ {
+		sb.WriteString(saslFailure(now, addr(i), 1000+i%30000))
+	}
+	return sb.String(), addr
 }
 
 // install writes n lines that each ban a new address and returns the time
@@ -41,21 +69,14 @@ func install(ctx context.Context, n int, poll bool) (time.Duration, string, erro
 	if err != nil {
 		return 0, "", err
 	}
-	// 198.18.0.0/15, the benchmarking range.
-	addr := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{198, byte(18 + i>>16), byte(i >> 8), byte(i)}) }
-	var sb strings.Builder
-	now := time.Now()
-	for i := 0; i < n; i++ {
-		sb.WriteString(saslFailure(now, addr(i), 1000+i%30000))
-	}
-	data := sb.String()
+	data, addr := installLines(n)
 	t0 := time.Now()
 	if err := appendString(e.logPath, data); err != nil {
 		return 0, "", err
 	}
 	probe := sample(n, 1000, addr)
 	if poll {
-		return pollKernel(ctx, e, d, "bench", addr(n-1), probe, t0, 2*time.Minute)
+		return pollKernel(ctx, e, d.alive, "bench", addr(n-1), probe, t0, 2*time.Minute)
 	}
 	end, how, err := waitKernel(ctx, e, d, "bench", n, probe, t0, 2*time.Minute)
 	if err != nil {
@@ -124,7 +145,7 @@ func waitKernel(ctx context.Context, e *env, d *daemon, jail string, n int, prob
 // address in the kernel means every earlier transaction is committed. No
 // notifications are read: the monitor's work of decoding one notification
 // per element is off the machine's two cores.
-func pollKernel(ctx context.Context, e *env, d *daemon, jail string, last netip.Addr, probe []netip.Addr, t0 time.Time, within time.Duration) (time.Duration, string, error) {
+func pollKernel(ctx context.Context, e *env, alive func() error, jail string, last netip.Addr, probe []netip.Addr, t0 time.Time, within time.Duration) (time.Duration, string, error) {
 	polls := 0
 	// One socket for the asks, opened again every reopenEvery in case the
 	// set was replaced.
@@ -162,7 +183,7 @@ func pollKernel(ctx context.Context, e *env, d *daemon, jail string, last netip.
 			}
 			return took, fmt.Sprintf("the kernel asked for the last line's address every 2 ms (%d asks), then %d probed addresses found", polls, n), nil
 		}
-		if err := d.alive(); err != nil {
+		if err := alive(); err != nil {
 			return 0, "", err
 		}
 		if time.Since(t0) > within {
@@ -174,4 +195,71 @@ func pollKernel(ctx context.Context, e *env, d *daemon, jail string, last netip.
 		case <-time.After(2 * time.Millisecond):
 		}
 	}
+}
+
+// installFloor does what install does with banRate in place of the
+// daemon, in a namespace of its own: the time from the write of the n
+// lines until the kernel's set holds the last line's address.
+func installFloor(ctx context.Context, n int) (time.Duration, string, error) {
+	e, err := newEnv(ctx, "install-floor", plainJail(1, "10m"))
+	if err != nil {
+		return 0, "", err
+	}
+	defer e.close()
+	self, err := os.Executable()
+	if err != nil {
+		return 0, "", err
+	}
+	cmd := exec.Command("ip", "netns", "exec", e.ns, self, "-banrate", "-file", e.logPath, "-n", fmt.Sprint(n), "-timeout", "2m")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return 0, "", err
+	}
+	if err := cmd.Start(); err != nil {
+		return 0, "", err
+	}
+	unreg := atExit(func() { cmd.Process.Kill() })
+	defer unreg()
+	defer cmd.Process.Kill()
+	lines := make(chan string, 2)
+	exited := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+		cmd.Wait()
+		close(exited)
+	}()
+	select {
+	case l := <-lines:
+		if l != "ready" {
+			return 0, "", fmt.Errorf("banrate said %q: %s", l, stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		return 0, "", errors.New("timeout: banrate not ready in 10 s")
+	case <-ctx.Done():
+		return 0, "", ctx.Err()
+	}
+	data, addr := installLines(n)
+	t0 := time.Now()
+	if err := appendString(e.logPath, data); err != nil {
+		return 0, "", err
+	}
+	// A clean exit after the last Add is no failure: the bans stay.
+	alive := func() error {
+		select {
+		case <-exited:
+			if !cmd.ProcessState.Success() {
+				return fmt.Errorf("banrate exited (%v): %s", cmd.ProcessState, stderr.String())
+			}
+		default:
+		}
+		return nil
+	}
+	return pollKernel(ctx, e, alive, "bench", addr(n-1), sample(n, 1000, addr), t0, 2*time.Minute)
 }

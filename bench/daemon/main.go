@@ -11,14 +11,18 @@
 //
 //	ingest   a generated Postfix log appended as fast as possible: the
 //	         daemon's sustained lines/s and its lag, against bare
-//	         nxadm/tail on the same file; pinned to CPU 0 and unpinned
+//	         nxadm/tail on the same file (with its defaults, set as
+//	         banwatchd sets it, and that with the postfix filter matching
+//	         each line); pinned to CPU 0 and unpinned
 //	latency  write() of an address's fifth strike to the element's
 //	         notification from the kernel: p50, p90, p99, max
 //	install  new bans per second into nftables through the daemon; the
 //	         end seen by asking the kernel for the last address every
 //	         2 ms (-install-watch poll) or from the kernel's element
 //	         notifications (notify), whose decoding costs CPU on the
-//	         same two cores
+//	         same two cores; then the floor: the same lines read by bare
+//	         nxadm/tail and their addresses added through pkg/firewall/nft
+//	         alone (-banrate)
 //	restore  start-up with 1,000,000 active bans until all are in the kernel
 //	memory   RSS per address tracked within the window
 //	idle     CPU used by a daemon with all jails on quiet logs
@@ -88,6 +92,9 @@ type opts struct {
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "-tailrate" {
 		os.Exit(tailRate(os.Args[2:]))
+	}
+	if len(os.Args) > 1 && os.Args[1] == "-banrate" {
+		os.Exit(banRate(os.Args[2:]))
 	}
 	var o opts
 	bin := flag.String("bin", "", "`directory` with banwatchd, banctl (and fillstore); default: build them")

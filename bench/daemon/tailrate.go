@@ -7,9 +7,13 @@ import (
 	"io"
 	"os"
 	"time"
+	"unsafe"
 
 	"github.com/nxadm/tail"
 
+	"github.com/banwatch/banwatch/pkg/config"
+	"github.com/banwatch/banwatch/pkg/event"
+	"github.com/banwatch/banwatch/pkg/filter"
 	"github.com/banwatch/banwatch/pkg/source"
 )
 
@@ -18,6 +22,8 @@ type tailReport struct {
 	Lines int   `json:"lines"`
 	First int64 `json:"first_ns"` // when the first line came (Unix ns)
 	Last  int64 `json:"last_ns"`  // when the n-th line came
+	// Events counts the filter's events (with -filter).
+	Events int `json:"events,omitempty"`
 }
 
 // tailRate is the bare nxadm/tail reader the ingest benchmark compares
@@ -26,16 +32,38 @@ type tailReport struct {
 // lines until N and prints a tailReport. With -as-banwatchd it sets what
 // banwatchd's source sets too (complete lines only, the longest line, and
 // Pipe, which spares a discarded lseek a line: see pkg/source/follow.go).
+// With -filter NAME (which implies -as-banwatchd) it also matches each
+// line against that shipped filter in the reading goroutine, as banctl
+// test does: what nxadm/tail and the filter alone leave, without the
+// daemon's jail, store and hand-overs.
 func tailRate(args []string) int {
 	fs := flag.NewFlagSet("tailrate", flag.ContinueOnError)
 	file := fs.String("file", "", "the file to follow")
 	n := fs.Int("n", 0, "lines to count")
 	timeout := fs.Duration("timeout", 2*time.Minute, "give up after")
 	asDaemon := fs.Bool("as-banwatchd", false, "configure nxadm/tail as banwatchd's source does")
+	filterName := fs.String("filter", "", "match each line against this shipped filter (implies -as-banwatchd)")
 	if err := fs.Parse(args); err != nil || *file == "" || *n <= 0 {
-		fmt.Fprintln(os.Stderr, "usage: daemon -tailrate -file FILE -n LINES")
+		fmt.Fprintln(os.Stderr, "usage: daemon -tailrate -file FILE -n LINES [-as-banwatchd] [-filter NAME]")
 		return 2
 	}
+	var m *filter.Matcher
+	if *filterName != "" {
+		*asDaemon = true
+		f, err := config.FindFilter("", *filterName)
+		if err == nil {
+			var set *filter.Set
+			if set, err = filter.NewSet(f); err == nil {
+				m = set.NewMatcher()
+			}
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "tailrate:", err)
+			return 1
+		}
+	}
+	var evs []event.Event
+	ref := time.Now()
 	cfg := tail.Config{Follow: true, ReOpen: false, MustExist: true,
 		Location: &tail.SeekInfo{Offset: 0, Whence: io.SeekStart}, Logger: tail.DiscardingLogger}
 	if *asDaemon {
@@ -59,6 +87,11 @@ func tailRate(args []string) int {
 			if l.Err != nil {
 				fmt.Fprintln(os.Stderr, "tailrate:", l.Err)
 				return 1
+			}
+			if m != nil {
+				// Not copied, as pkg/source does not (see its textOf).
+				evs = m.Match(unsafe.Slice(unsafe.StringData(l.Text), len(l.Text)), ref, evs[:0])
+				rep.Events += len(evs)
 			}
 			rep.Lines++
 			if rep.Lines == 1 {
