@@ -471,5 +471,8 @@ func ingestTail(ctx context.Context, cs []chunk, n int, pin bool, extra ...strin
 	if rep.Lines != n || rep.Last <= rep.First {
 		return 0, fmt.Errorf("tailrate: bad report %+v", rep)
 	}
+	if slices.Contains(extra, "-filter") && rep.Events == 0 {
+		return 0, fmt.Errorf("tailrate: the filter found no event in %d lines", n)
+	}
 	return float64(n-1) / (float64(rep.Last-rep.First) / 1e9), nil
 }
