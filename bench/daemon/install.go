@@ -16,24 +16,40 @@ import (
 
 func benchInstall(ctx context.Context, o *opts) []result {
 	n := o.installN
-	took, notes, err := install(ctx, n, o.installPoll)
-	if err != nil {
-		return []result{failed("bans/s into nftables", err)}
+	var out []result
+	// Unpinned (judged, as the install has always been), then the daemon
+	// and the floor each pinned to CPU 0, the harness on CPU 1.
+	for _, pin := range []bool{false, true} {
+		label := ""
+		if pin {
+			label = "1 CPU (taskset -c 0): "
+		}
+		took, notes, err := install(ctx, n, o.installPoll, pin)
+		if err != nil {
+			out = append(out, failed(label+"bans/s into nftables", err))
+			continue
+		}
+		rate := float64(n) / took.Seconds()
+		r := result{Measure: label + "bans/s into nftables", Value: rate, Unit: "bans/s",
+			Result: commas(int64(rate)) + " bans/s", Target: "≥ 200,000 bans/s", Status: judge(rate >= 200_000),
+			Notes: fmt.Sprintf("%s addresses, one banning line each (max_strikes = 1) in one write; %.2f s from the write to the last element in the kernel; %s",
+				commas(int64(n)), took.Seconds(), notes)}
+		if pin {
+			r.Target, r.Status = "", statusInfo
+		}
+		out = append(out, r)
+		ftook, fnotes, err := installFloor(ctx, n, pin)
+		if err != nil {
+			out = append(out, failed(label+"install floor: nxadm/tail and the kernel alone", err))
+			continue
+		}
+		frate := float64(n) / ftook.Seconds()
+		out = append(out, result{Measure: label + "install floor: nxadm/tail and the kernel alone", Value: frate, Unit: "bans/s",
+			Result: commas(int64(frate)) + " bans/s", Status: statusInfo,
+			Notes: fmt.Sprintf("the same lines read by bare nxadm/tail set as banwatchd sets it, each line's [address] added to the same set through pkg/firewall/nft, up to %d an Add (no filter, jail, store, log line or change watch); %.2f s; %s; banwatchd made %.0f%% of this rate",
+				floorBatch, ftook.Seconds(), fnotes, 100*rate/frate)})
 	}
-	rate := float64(n) / took.Seconds()
-	out := []result{{Measure: "bans/s into nftables", Value: rate, Unit: "bans/s",
-		Result: commas(int64(rate)) + " bans/s", Target: "≥ 200,000 bans/s", Status: judge(rate >= 200_000),
-		Notes: fmt.Sprintf("%s addresses, one banning line each (max_strikes = 1) in one write; %.2f s from the write to the last element in the kernel; %s",
-			commas(int64(n)), took.Seconds(), notes)}}
-	ftook, fnotes, err := installFloor(ctx, n)
-	if err != nil {
-		return append(out, failed("install floor: nxadm/tail and the kernel alone", err))
-	}
-	frate := float64(n) / ftook.Seconds()
-	return append(out, result{Measure: "install floor: nxadm/tail and the kernel alone", Value: frate, Unit: "bans/s",
-		Result: commas(int64(frate)) + " bans/s", Status: statusInfo,
-		Notes: fmt.Sprintf("the same lines read by bare nxadm/tail set as banwatchd sets it, each line's [address] added to the same set through pkg/firewall/nft, up to %d an Add (no filter, jail, store, log line or change watch); %.2f s; %s; banwatchd made %.0f%% of this rate",
-			floorBatch, ftook.Seconds(), fnotes, 100*rate/frate)})
+	return out
 }
 
 // installLines returns the n lines that each ban a new address of the
@@ -50,8 +66,9 @@ func installLines(n int) (string, func(int) netip.Addr) {
 }
 
 // install writes n lines that each ban a new address and returns the time
-// from the write until the kernel's set held all n.
-func install(ctx context.Context, n int, poll bool) (time.Duration, string, error) {
+// from the write until the kernel's set held all n; with pin, the daemon
+// runs on CPU 0 and this process on CPU 1.
+func install(ctx context.Context, n int, poll, pin bool) (time.Duration, string, error) {
 	if n > 1<<17 {
 		return 0, "", fmt.Errorf("-install-n %d: at most %d", n, 1<<17)
 	}
@@ -65,10 +82,11 @@ func install(ctx context.Context, n int, poll bool) (time.Duration, string, erro
 			return 0, "", err
 		}
 	}
-	d, err := e.start(ctx, false, 20*time.Second)
+	d, err := e.start(ctx, pin, 20*time.Second)
 	if err != nil {
 		return 0, "", err
 	}
+	defer pinHarness(pin)()
 	data, addr := installLines(n)
 	t0 := time.Now()
 	if err := appendString(e.logPath, data); err != nil {
@@ -200,7 +218,7 @@ func pollKernel(ctx context.Context, e *env, alive func() error, jail string, la
 // installFloor does what install does with banRate in place of the
 // daemon, in a namespace of its own: the time from the write of the n
 // lines until the kernel's set holds the last line's address.
-func installFloor(ctx context.Context, n int) (time.Duration, string, error) {
+func installFloor(ctx context.Context, n int, pin bool) (time.Duration, string, error) {
 	e, err := newEnv(ctx, "install-floor", plainJail(1, "10m"))
 	if err != nil {
 		return 0, "", err
@@ -210,7 +228,12 @@ func installFloor(ctx context.Context, n int) (time.Duration, string, error) {
 	if err != nil {
 		return 0, "", err
 	}
-	cmd := exec.Command("ip", "netns", "exec", e.ns, self, "-banrate", "-file", e.logPath, "-n", fmt.Sprint(n), "-timeout", "2m")
+	args := []string{"netns", "exec", e.ns}
+	if pin {
+		args = append(args, "taskset", "-c", "0")
+	}
+	args = append(args, self, "-banrate", "-file", e.logPath, "-n", fmt.Sprint(n), "-timeout", "2m")
+	cmd := exec.Command("ip", args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -245,6 +268,7 @@ func installFloor(ctx context.Context, n int) (time.Duration, string, error) {
 	case <-ctx.Done():
 		return 0, "", ctx.Err()
 	}
+	defer pinHarness(pin)()
 	data, addr := installLines(n)
 	t0 := time.Now()
 	if err := appendString(e.logPath, data); err != nil {

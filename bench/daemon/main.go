@@ -22,7 +22,7 @@
 //	         notifications (notify), whose decoding costs CPU on the
 //	         same two cores; then the floor: the same lines read by bare
 //	         nxadm/tail and their addresses added through pkg/firewall/nft
-//	         alone (-banrate)
+//	         alone (-banrate); unpinned (judged), then each pinned to CPU 0
 //	restore  start-up with 1,000,000 active bans until all are in the kernel
 //	memory   RSS per address tracked within the window
 //	idle     CPU used by a daemon with all jails on quiet logs
