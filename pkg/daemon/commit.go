@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"net/netip"
 	"runtime"
-	"sync"
 	"time"
 
 	"github.com/banwatch/banwatch/pkg/ban"
@@ -140,26 +139,6 @@ func (g *generation) commit(ctx context.Context, batches <-chan *batch, repair <
 	}
 }
 
-// extraProc gives the Go scheduler one more P than it had, once per
-// process, when it had more than one (see moreProcs).
-var extraProc sync.Once
-
-// moreProcs is the Ps the Go scheduler is to have for the writer's sake,
-// given procs, the Ps it has. With several, the writer's thread holds a P
-// while it runs SQLite, which would leave the rest of the daemon one P
-// fewer: one more, and the kernel's scheduler, not Go's, shares the cores,
-// and the writer's nice value counts. With one CPU (a one-core machine,
-// or the daemon pinned to a core) a second P only has the kernel switch
-// between two threads on that CPU at every hand-over between goroutines:
-// the pinned ingest read 62-66% of bare nxadm/tail's rate with it and
-// 78-83% without (bench/daemon -only ingest, alternating).
-func moreProcs(procs int) int {
-	if procs <= 1 {
-		return procs
-	}
-	return procs + 1
-}
-
 // writer commits the committer's batches to the store in the background,
 // one transaction at a time (committer only, but for the goroutine that
 // runs a commit and reports on done).
@@ -277,11 +256,13 @@ func (w *writer) start() {
 // as in a flood of bans, the processor and the firewall go first, and the
 // store catches up when they idle.
 func (w *writer) run() {
-	extraProc.Do(func() {
-		if n := runtime.GOMAXPROCS(0); moreProcs(n) != n {
-			runtime.GOMAXPROCS(moreProcs(n))
-		}
-	})
+	// The writer gets no P of its own (GOMAXPROCS stays Go's): with one
+	// more P than CPUs, each hand-over between goroutines may wake
+	// another thread for the kernel to switch to. Pinned to one CPU the
+	// ingest read 62-67% of bare nxadm/tail's rate with one more P and
+	// 78-85% without; on two CPUs 66-86% (median 78%) with and 83-92%
+	// without, while a flood of 100,000 bans went in about 7% slower
+	// (bench/daemon -only ingest,install, alternating; docs/benchmarks.md).
 	runtime.LockOSThread()
 	if err := lowerThreadPriority(writerNice); err != nil {
 		runtime.UnlockOSThread()

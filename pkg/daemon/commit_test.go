@@ -169,13 +169,3 @@ func TestRestoreCountsTimeLeftFromNow(t *testing.T) {
 			got, got.Sub(fw.at).Round(time.Millisecond), end)
 	}
 }
-
-// TestMoreProcs checks the Ps the writer asks for: one more where the
-// daemon has several, none where it has one CPU.
-func TestMoreProcs(t *testing.T) {
-	for _, c := range []struct{ procs, want int }{{1, 1}, {2, 3}, {8, 9}} {
-		if got := moreProcs(c.procs); got != c.want {
-			t.Errorf("moreProcs(%d) = %d, want %d", c.procs, got, c.want)
-		}
-	}
-}
