@@ -72,10 +72,12 @@ func (p *patternSource) Run(ctx context.Context, out chan<- []source.Line) error
 	waiting := false
 	var stopCurrent context.CancelFunc
 	// The directory is looked at by the process's probe, with the quiet
-	// logs' paths (source.OnProbe): an idle daemon wakes once for all.
-	// The lister is the probe's from then on; the first look is here.
+	// logs' paths (source.OnProbe): an idle daemon wakes once for all,
+	// and the files are listed below when the probe finds them due. The
+	// lister is the probe's from then on; the first listing, always due,
+	// is now.
 	var lister patternLister
-	list := lister.due(p.pattern, time.Now())
+	lister.due(p.pattern, time.Now())
 	due := make(chan struct{}, 1)
 	stopProbe := source.OnProbe(func() {
 		if lister.due(p.pattern, time.Now()) {
@@ -87,9 +89,7 @@ func (p *patternSource) Run(ctx context.Context, out chan<- []source.Line) error
 	})
 	defer stopProbe()
 	for {
-		if !list {
-			// The directory is as it was: no file came or went.
-		} else if newest := newestMatch(p.pattern); newest != "" {
+		if newest := newestMatch(p.pattern); newest != "" {
 			if newest != current {
 				if current != "" {
 					p.log.Info("following a newer file", "file", newest, "previous", current)
@@ -117,7 +117,6 @@ func (p *patternSource) Run(ctx context.Context, out chan<- []source.Line) error
 			}
 			return g.Wait()
 		case <-due:
-			list = true
 		}
 	}
 }
