@@ -1,21 +1,17 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/banwatch/banwatch/bench/loggen"
@@ -204,13 +200,9 @@ type ingestRounds []ingestRound
 func (rs ingestRounds) medians() (d *ingestRun, tail, tailAs, ratio float64) {
 	byRate := slices.Clone(rs)
 	slices.SortFunc(byRate, func(a, b ingestRound) int { return cmp.Compare(a.daemon.rate, b.daemon.rate) })
-	var tails, tailsAs, ratios []float64
-	for _, r := range rs {
-		tails = append(tails, r.tail)
-		tailsAs = append(tailsAs, r.tailAs)
-		ratios = append(ratios, r.ratio())
-	}
-	return byRate[len(byRate)/2].daemon, benchref.Median(tails), benchref.Median(tailsAs), benchref.Median(ratios)
+	median := func(f func(ingestRound) float64) float64 { return benchref.Median(rs.each(f)) }
+	return byRate[len(byRate)/2].daemon, median(func(r ingestRound) float64 { return r.tail }),
+		median(func(r ingestRound) float64 { return r.tailAs }), median(ingestRound.ratio)
 }
 
 // each returns f of every round, in order.
@@ -398,76 +390,34 @@ func ingestDaemon(ctx context.Context, cs []chunk, n int64, pin bool) (*ingestRu
 // follows it with bare nxadm/tail (tailRate, with the extra arguments
 // given), and returns that process's lines/s.
 func ingestTail(ctx context.Context, cs []chunk, n int, pin bool, extra ...string) (float64, error) {
-	self, err := os.Executable()
-	if err != nil {
-		return 0, err
-	}
 	path := filepath.Join(workDir, fmt.Sprintf("tail-%d.log", nextSeq()))
 	if err := os.WriteFile(path, nil, 0o644); err != nil {
 		return 0, err
 	}
 	defer os.Remove(path)
 	defer pinHarness(pin)()
-	args := append([]string{self, "-tailrate", "-file", path, "-n", fmt.Sprint(n), "-timeout", "2m"}, extra...)
+	var prefix []string
 	if pin {
-		args = append([]string{"taskset", "-c", "0"}, args...)
+		prefix = []string{"taskset", "-c", "0"}
 	}
-	cmd := exec.Command(args[0], args[1:]...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.StdoutPipe()
+	h, err := startHelper(ctx, prefix, "tailrate", append([]string{"-file", path, "-n", fmt.Sprint(n), "-timeout", "2m"}, extra...)...)
 	if err != nil {
 		return 0, err
 	}
-	if err := cmd.Start(); err != nil {
-		return 0, err
-	}
-	unreg := atExit(func() { cmd.Process.Kill() })
-	defer unreg()
-	done := make(chan error, 1)
-	lines := make(chan string, 2)
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-		done <- cmd.Wait()
-	}()
-	select {
-	case l := <-lines:
-		if l != "ready" {
-			cmd.Process.Kill()
-			return 0, fmt.Errorf("tailrate said %q: %s", l, stderr.String())
-		}
-	case <-time.After(10 * time.Second):
-		cmd.Process.Kill()
-		return 0, errors.New("timeout: tailrate not ready in 10 s")
-	case <-ctx.Done():
-		cmd.Process.Kill()
-		return 0, ctx.Err()
-	}
+	defer h.stop()
 	var written atomic.Int64
 	if _, err := appendChunks(path, cs, &written); err != nil {
-		cmd.Process.Kill()
+		return 0, err
+	}
+	l, err := h.result(ctx, 150*time.Second)
+	if err != nil {
 		return 0, err
 	}
 	var rep tailReport
-	select {
-	case l, ok := <-lines:
-		if !ok || json.Unmarshal([]byte(l), &rep) != nil {
-			cmd.Process.Kill()
-			return 0, fmt.Errorf("tailrate failed: %q %s", l, stderr.String())
-		}
-	case <-time.After(150 * time.Second):
-		cmd.Process.Kill()
-		return 0, errors.New("timeout: tailrate did not finish in 150 s")
-	case <-ctx.Done():
-		cmd.Process.Kill()
-		return 0, ctx.Err()
+	if err := json.Unmarshal([]byte(l), &rep); err != nil {
+		return 0, fmt.Errorf("tailrate said %q: %v", l, err)
 	}
-	<-done
+	<-h.exited
 	if rep.Lines != n || rep.Last <= rep.First {
 		return 0, fmt.Errorf("tailrate: bad report %+v", rep)
 	}

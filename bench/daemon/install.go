@@ -1,16 +1,10 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net/netip"
-	"os"
-	"os/exec"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -224,50 +218,15 @@ func installFloor(ctx context.Context, n int, pin bool) (time.Duration, string, 
 		return 0, "", err
 	}
 	defer e.close()
-	self, err := os.Executable()
-	if err != nil {
-		return 0, "", err
-	}
-	args := []string{"netns", "exec", e.ns}
+	prefix := []string{"ip", "netns", "exec", e.ns}
 	if pin {
-		args = append(args, "taskset", "-c", "0")
+		prefix = append(prefix, "taskset", "-c", "0")
 	}
-	args = append(args, self, "-banrate", "-file", e.logPath, "-n", fmt.Sprint(n), "-timeout", "2m")
-	cmd := exec.Command("ip", args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.StdoutPipe()
+	h, err := startHelper(ctx, prefix, "banrate", "-file", e.logPath, "-n", fmt.Sprint(n), "-timeout", "2m")
 	if err != nil {
 		return 0, "", err
 	}
-	if err := cmd.Start(); err != nil {
-		return 0, "", err
-	}
-	unreg := atExit(func() { cmd.Process.Kill() })
-	defer unreg()
-	defer cmd.Process.Kill()
-	lines := make(chan string, 2)
-	exited := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-		cmd.Wait()
-		close(exited)
-	}()
-	select {
-	case l := <-lines:
-		if l != "ready" {
-			return 0, "", fmt.Errorf("banrate said %q: %s", l, stderr.String())
-		}
-	case <-time.After(10 * time.Second):
-		return 0, "", errors.New("timeout: banrate not ready in 10 s")
-	case <-ctx.Done():
-		return 0, "", ctx.Err()
-	}
+	defer h.stop()
 	defer pinHarness(pin)()
 	data, addr := installLines(n)
 	t0 := time.Now()
@@ -275,15 +234,5 @@ func installFloor(ctx context.Context, n int, pin bool) (time.Duration, string, 
 		return 0, "", err
 	}
 	// A clean exit after the last Add is no failure: the bans stay.
-	alive := func() error {
-		select {
-		case <-exited:
-			if !cmd.ProcessState.Success() {
-				return fmt.Errorf("banrate exited (%v): %s", cmd.ProcessState, stderr.String())
-			}
-		default:
-		}
-		return nil
-	}
-	return pollKernel(ctx, e, alive, "bench", addr(n-1), sample(n, 1000, addr), t0, 2*time.Minute)
+	return pollKernel(ctx, e, h.failed, "bench", addr(n-1), sample(n, 1000, addr), t0, 2*time.Minute)
 }
