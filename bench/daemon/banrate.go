@@ -90,12 +90,8 @@ func banRate(args []string) int {
 			fmt.Fprintf(os.Stderr, "banrate: timeout: %d of %d lines\n", read-1, *n)
 			return 1
 		}
-		if !ok {
-			fmt.Fprintln(os.Stderr, "banrate: tail stopped:", t.Err())
-			return 1
-		}
-		if l.Err != nil {
-			fmt.Fprintln(os.Stderr, "banrate:", l.Err)
+		if err := lineErr(t, l, ok); err != nil {
+			fmt.Fprintln(os.Stderr, "banrate:", err)
 			return 1
 		}
 		i := strings.LastIndexByte(l.Text, '[')

@@ -80,12 +80,8 @@ func tailRate(args []string) int {
 	for rep.Lines < *n {
 		select {
 		case l, ok := <-t.Lines:
-			if !ok {
-				fmt.Fprintln(os.Stderr, "tailrate: tail stopped:", t.Err())
-				return 1
-			}
-			if l.Err != nil {
-				fmt.Fprintln(os.Stderr, "tailrate:", l.Err)
+			if err := lineErr(t, l, ok); err != nil {
+				fmt.Fprintln(os.Stderr, "tailrate:", err)
 				return 1
 			}
 			if m != nil {
@@ -106,4 +102,13 @@ func tailRate(args []string) int {
 	json.NewEncoder(os.Stdout).Encode(rep)
 	t.Stop()
 	return 0
+}
+
+// lineErr is what a receive from t.Lines brought that ends a helper: the
+// tail stopped (ok false), or the line's own error.
+func lineErr(t *tail.Tail, l *tail.Line, ok bool) error {
+	if !ok {
+		return fmt.Errorf("tail stopped: %v", t.Err())
+	}
+	return l.Err
 }
